@@ -1,0 +1,158 @@
+"""Cut cleaned blocks into sentence-aligned, token-sized, overlapping passages (pure functions)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+from .clean import find_blocks, heading_text
+from .contracts import Block, Passage
+
+TokenCounter = Callable[[str], int]
+
+_FOOTNOTE_MARK = re.compile(r"\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]")
+
+
+@dataclass(frozen=True)
+class ChunkingParams:
+    """How passages are cut; stored in the index manifest so a change forces re-chunking."""
+
+    # The encoder truncates at 256 word pieces; 200 leaves room for the heading prefix and
+    # special tokens, so no passage is ever silently cut by the encoder.
+    max_tokens: int = 200
+    # Sentences repeated from the end of the previous passage, so a fact split across a
+    # boundary is still whole in one passage.
+    overlap_tokens: int = 40
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Sentence:
+    start: int
+    end: int
+
+
+def normalize_for_search(text: str) -> str:
+    """Text as the encoder and BM25 see it: footnote marks gone, whitespace collapsed."""
+    return re.sub(r"\s+", " ", _FOOTNOTE_MARK.sub("", text)).strip()
+
+
+@lru_cache(maxsize=1)
+def _segmenter():
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def split_sentences(text: str, start: int, end: int) -> list[Sentence]:
+    """Sentence spans of text[start:end], found with pysbd and located by search (exact offsets)."""
+    # Hard line wraps confuse the segmenter; spaces keep every offset unchanged.
+    flat = re.sub(r"[\r\n]", " ", text[start:end])
+    sentences: list[Sentence] = []
+    cursor = 0
+    for segment in _segmenter().segment(flat):
+        piece = segment.strip()
+        if not piece:
+            continue
+        found = flat.find(piece, cursor)
+        if found < 0:  # the segmenter altered the text: fall back to the rest as one sentence
+            rest = flat[cursor:].strip()
+            if rest:
+                found = flat.find(rest, cursor)
+                sentences.append(Sentence(start + found, start + found + len(rest)))
+            return sentences
+        sentences.append(Sentence(start + found, start + found + len(piece)))
+        cursor = found + len(piece)
+    return sentences
+
+
+def _split_long(text: str, sentence: Sentence, budget: int, count: TokenCounter) -> list[Sentence]:
+    """Cut a sentence longer than the budget at word boundaries."""
+    words = [(m.start() + sentence.start, m.end() + sentence.start)
+             for m in re.finditer(r"\S+", text[sentence.start:sentence.end])]
+    pieces: list[Sentence] = []
+    first = 0
+    used = 0
+    for i, (ws, we) in enumerate(words):
+        cost = count(normalize_for_search(text[ws:we])) or 1
+        if used and used + cost > budget:
+            pieces.append(Sentence(words[first][0], words[i - 1][1]))
+            first, used = i, 0
+        used += cost
+    pieces.append(Sentence(words[first][0], words[-1][1]))
+    return pieces
+
+
+def _sections(text: str, blocks: Sequence[Block]) -> list[tuple[str, list[Block]]]:
+    """Group body blocks under their heading; a run of headings is named by its longest line."""
+    sections: list[tuple[str, list[Block]]] = []
+    heading_run: list[str] = []
+    current = ""
+    body: list[Block] = []
+    for block in blocks:
+        if block.is_heading:
+            if body:
+                sections.append((current, body))
+                body = []
+            heading_run.append(heading_text(text, block))
+            continue
+        if heading_run:
+            current = max(heading_run, key=len)
+            heading_run = []
+        body.append(block)
+    if body:
+        sections.append((current, body))
+    return sections
+
+
+def embedding_text(passage: Passage) -> str:
+    """What the encoder embeds: the section heading for context, then the passage."""
+    body = normalize_for_search(passage.text)
+    return f"{passage.heading}\n{body}" if passage.heading else body
+
+
+def chunk_blocks(doc_id: str, text: str, blocks: Sequence[Block], count_tokens: TokenCounter,
+                 params: ChunkingParams = ChunkingParams()) -> list[Passage]:
+    """Pack the sentences of each section into passages of at most `params.max_tokens` tokens."""
+    passages: list[Passage] = []
+    for heading, section_blocks in _sections(text, blocks):
+        heading_cost = count_tokens(heading) + 1 if heading else 0
+        budget = max(16, params.max_tokens - heading_cost)
+        units: list[tuple[Sentence, int]] = []
+        for block in section_blocks:
+            for sentence in split_sentences(text, block.start, block.end):
+                cost = count_tokens(normalize_for_search(text[sentence.start:sentence.end]))
+                if cost > budget:
+                    for piece in _split_long(text, sentence, budget, count_tokens):
+                        units.append((piece, count_tokens(
+                            normalize_for_search(text[piece.start:piece.end]))))
+                elif cost:
+                    units.append((sentence, cost))
+        i = 0
+        while i < len(units):
+            j, used = i, 0
+            while j < len(units) and used + units[j][1] <= budget:
+                used += units[j][1]
+                j += 1
+            j = max(j, i + 1)
+            start, end = units[i][0].start, units[j - 1][0].end
+            passages.append(Passage(doc_id, start, end, text[start:end], heading))
+            if j >= len(units):
+                break
+            # Step back over trailing sentences that fit the overlap, but always move forward.
+            k, back = j, 0
+            while k - 1 > i and back + units[k - 1][1] <= params.overlap_tokens:
+                k -= 1
+                back += units[k][1]
+            i = k
+    return passages
+
+
+def chunk_text(doc_id: str, text: str, count_tokens: TokenCounter,
+               params: ChunkingParams = ChunkingParams()) -> list[Passage]:
+    """Clean `text` and chunk its body into passages with exact offsets."""
+    return chunk_blocks(doc_id, text, find_blocks(text), count_tokens, params)

@@ -1,0 +1,1 @@
+"""Answering: retrieve cited passages, generate, verify citations, abstain when unsupported."""

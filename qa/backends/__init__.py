@@ -1,0 +1,1 @@
+"""Generator backends behind one seam: embedded llama.cpp, Ollama, OpenAI-compatible."""

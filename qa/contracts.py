@@ -1,0 +1,88 @@
+"""Data contracts of answering, defined once and used by the CLI, the JSON API and the eval runner."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage: `text == document text[start:end]` of the file at `source`."""
+
+    rank: int
+    score: float
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    heading: str = ""
+    dense_rank: int | None = None  # rank in the dense list, None when not in it
+    bm25_rank: int | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One citation shown to the user: marker `n` points at passage n of the prompt."""
+
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    start: int  # offsets of the supporting quote in the document text
+    end: int
+    quote: str  # == document text[start:end]
+    passage_start: int
+    passage_end: int
+    support: float = 0.0  # share of the cited sentence's content words found in the quote
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """A sentence of the answer with the markers it kept after verification."""
+
+    text: str
+    citations: tuple[int, ...]
+    supported: bool
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The result of answering one question; the same object behind `qa ask --json` and the API."""
+
+    question: str
+    standalone_question: str  # the question after follow-up rewriting (== question when none)
+    answer: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    passages: tuple[Hit, ...]
+    backend: str
+    model: str
+    timings: dict  # retrieval_ms, first_token_ms, total_ms
+    mode: str = "model"  # "model", "extractive" (model text not supported) or "abstained"
+    sentences: tuple[AnswerSentence, ...] = ()
+    notes: tuple[str, ...] = ()  # e.g. passages dropped to fit the context, backend errors
+    dropped_passages: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["citations"] = [c.to_json() for c in self.citations]
+        data["passages"] = [h.to_json() for h in self.passages]
+        return data
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of a streamed answer: rewrite, passages, token, done or error."""
+
+    kind: str
+    data: Any = field(default=None)

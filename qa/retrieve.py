@@ -1,0 +1,104 @@
+"""Hybrid retrieval: BM25 and dense search fused by reciprocal rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from index.chunking import normalize_for_search
+from index.embedding import Embedder
+from index.errors import UserError
+from index.store import IndexStore, lexical_tokens
+
+from .contracts import Hit
+
+
+def check_question(question: str, max_chars: int) -> str:
+    """The question, stripped; a one-line error for empty or oversized input."""
+    if question is None or not question.strip():
+        raise UserError("The question is empty: type a question about the documents.")
+    if len(question) > max_chars:
+        raise UserError(f"The question is {len(question):,} characters long; the limit is "
+                        f"{max_chars:,} (QA_MAX_QUESTION_CHARS). Shorten it.")
+    return question.strip()
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """A passage row with its rank in each list and the fused score."""
+
+    row: int
+    score: float
+    dense_rank: int | None
+    bm25_rank: int | None
+    dense_score: float | None
+
+
+class Retriever:
+    """Searches one loaded index with one embedder."""
+
+    def __init__(self, store: IndexStore, embedder: Embedder, rrf_k: int = 60,
+                 candidates: int = 50) -> None:
+        store.check_embedder(embedder.name, embedder.dimension)
+        self.store = store
+        self.embedder = embedder
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+
+    def dense(self, question: str, n: int) -> list[tuple[int, float]]:
+        """(row, cosine similarity) of the nearest passages."""
+        if not self.store.passages:
+            return []
+        vector = self.embedder.embed([normalize_for_search(question)])
+        scores, rows = self.store.dense.search(vector, min(n, len(self.store.passages)))
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+
+    def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
+        """(row, BM25 score) of passages sharing at least one term with the question."""
+        if self.store.bm25 is None:
+            return []
+        tokens = lexical_tokens([question])
+        if not tokens[0]:
+            return []
+        rows, scores = self.store.bm25.retrieve(tokens, k=min(n, len(self.store.passages)),
+                                                show_progress=False)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+
+    def rank(self, question: str, k: int, mode: str = "hybrid") -> list[Ranked]:
+        """The top `k` passage rows for `mode` ('hybrid', 'dense' or 'bm25')."""
+        n = max(self.candidates, k)
+        dense = self.dense(question, n) if mode in ("hybrid", "dense") else []
+        lexical = self.bm25(question, n) if mode in ("hybrid", "bm25") else []
+        dense_rank = {row: i + 1 for i, (row, _) in enumerate(dense)}
+        dense_score = dict(dense)
+        bm25_rank = {row: i + 1 for i, (row, _) in enumerate(lexical)}
+        if mode == "dense":
+            fused = {row: score for row, score in dense}
+        elif mode == "bm25":
+            fused = {row: score for row, score in lexical}
+        else:
+            fused = {}
+            for ranks in (dense_rank, bm25_rank):
+                for row, rank in ranks.items():
+                    fused[row] = fused.get(row, 0.0) + 1.0 / (self.rrf_k + rank)
+        order = sorted(fused, key=lambda row: (-fused[row], row))[:k]
+        return [Ranked(row, fused[row], dense_rank.get(row), bm25_rank.get(row),
+                       dense_score.get(row)) for row in order]
+
+    def search(self, question: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        """The top `k` passages as Hits with title, source and exact span."""
+        hits = []
+        for rank, ranked in enumerate(self.rank(question, k, mode), start=1):
+            passage = self.store.passages[ranked.row]
+            document = self.store.documents[passage.doc_id]
+            hits.append(Hit(rank=rank, score=round(ranked.score, 6), doc_id=passage.doc_id,
+                            title=document.title, source=document.source, start=passage.start,
+                            end=passage.end, text=passage.text, heading=passage.heading,
+                            dense_rank=ranked.dense_rank, bm25_rank=ranked.bm25_rank))
+        return hits
+
+    def best_similarity(self, question: str) -> float:
+        """Cosine similarity of the single nearest passage (the abstention signal)."""
+        best = self.dense(question, 1)
+        return float(np.clip(best[0][1], -1, 1)) if best else 0.0

@@ -1,0 +1,92 @@
+"""Every setting in one place, with its help text; built at the edge (CLI or app factory)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from index.errors import UserError
+
+
+def _setting(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration; each field can be set by the environment variable QA_<FIELD NAME>."""
+
+    data_dir: Path = _setting(Path(".qa-data"), "Folder for built indexes, eval runs and model "
+                              "files (git-ignored).")
+    seeds_dir: Path = _setting(Path("seeds"), "Corpus indexed when `qa index` gets no paths.")
+    embedding_model: str = _setting("all-MiniLM-L6-v2", "'all-MiniLM-L6-v2' (packaged, offline) "
+                                    "or a local sentence-transformers folder.")
+    chunk_max_tokens: int = _setting(200, "Largest passage in embedding-model tokens (the "
+                                     "encoder truncates at 256).")
+    chunk_overlap_tokens: int = _setting(40, "Tokens of whole sentences repeated between "
+                                         "neighbouring passages.")
+    retrieval_mode: str = _setting("hybrid", "'hybrid' (BM25 + dense, fused), 'dense' or 'bm25'.")
+    top_k: int = _setting(5, "Passages retrieved and shown to the model.")
+    rrf_k: int = _setting(60, "Reciprocal-rank-fusion constant: higher flattens rank differences.")
+    candidates: int = _setting(50, "Candidates taken from each retriever before fusion.")
+    backend: str = _setting("embedded", "Generator: 'embedded' (llama.cpp in-process), 'ollama' "
+                            "or 'openai' (any OpenAI-compatible server).")
+    model: str = _setting("", "Model: for embedded 'smollm2', 'gemma3' or a .gguf path; for "
+                          "ollama/openai the server's model name. Empty: the backend default.")
+    context_window: int = _setting(2048, "Context size in tokens requested from the model "
+                                   "(Ollama's num_ctx); prompts are fitted to it, never cut.")
+    max_answer_tokens: int = _setting(200, "Most tokens the model may write for one answer.")
+    temperature: float = _setting(0.0, "Sampling temperature; 0 makes answers repeatable.")
+    seed: int = _setting(0, "Sampling seed, recorded with every eval run.")
+    timeout_s: float = _setting(120.0, "Seconds before a backend call is abandoned.")
+    ollama_host: str = _setting("http://127.0.0.1:11434", "Ollama server address.")
+    openai_base_url: str = _setting("http://127.0.0.1:8080/v1", "OpenAI-compatible server "
+                                    "base URL (vLLM, llama.cpp server, LM Studio).")
+    openai_api_key: str = _setting("", "API key for the OpenAI-compatible server, if it needs one.")
+    min_support: float = _setting(0.5, "Share of a sentence's content words that must appear "
+                                  "in a cited passage for the sentence to count as supported.")
+    abstain_threshold: float = _setting(0.35, "Dense similarity of the best passage below which "
+                                        "the assistant says the documents do not answer.")
+    max_question_chars: int = _setting(2000, "Longest question accepted.")
+    host: str = _setting("127.0.0.1", "Address `qa serve` listens on.")
+    port: int = _setting(8000, "Port `qa serve` listens on.")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """Defaults, then QA_* environment variables, then explicit overrides (CLI flags)."""
+        values = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"QA_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _convert(f.name, type(f.default), raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        return settings.validated()
+
+    def validated(self) -> "Settings":
+        if self.retrieval_mode not in ("hybrid", "dense", "bm25"):
+            raise UserError(f"Unknown retrieval mode '{self.retrieval_mode}': use hybrid, "
+                            "dense or bm25 (QA_RETRIEVAL_MODE or --mode).")
+        if self.backend not in ("embedded", "ollama", "openai"):
+            raise UserError(f"Unknown backend '{self.backend}': use embedded, ollama or openai "
+                            "(QA_BACKEND or --backend).")
+        if self.top_k < 1:
+            raise UserError("top_k must be at least 1 (QA_TOP_K or -k).")
+        return self
+
+
+def _convert(name: str, kind: type, raw: str):
+    try:
+        if kind is bool:
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if issubclass(kind, Path):
+            return Path(raw)
+        return kind(raw)
+    except ValueError as exc:
+        raise UserError(f"QA_{name.upper()}='{raw}' is not a valid {kind.__name__}.") from exc
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for every setting: the README table comes from this."""
+    return [(f"QA_{f.name.upper()}", str(f.default), f.metadata["help"]) for f in fields(Settings)]
