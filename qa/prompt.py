@@ -1,0 +1,62 @@
+"""Build the model's prompt from numbered passages, fitted to the model's context window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from index.chunking import normalize_for_search
+
+from .backends.base import BackendError, Generator, Prompt
+from .contracts import Hit
+
+NOT_IN_DOCUMENTS = "The documents do not say."
+
+SYSTEM = f"""You answer questions using only the numbered passages.
+Rules:
+- Answer in one to three short sentences, in your own words, true to the passages.
+- End each sentence with the number of the passage that supports it in square brackets, like [2].
+- Cite only passage numbers that are listed. Never invent a number. Never write [n] or [0].
+- If the passages do not answer the question, write only: {NOT_IN_DOCUMENTS}
+Example of a valid answer: Iran wants Assad to stay in power [2]. Russia is more flexible [1]."""
+
+
+def format_passages(hits: Sequence[Hit]) -> str:
+    """Passages as the model sees them; footnote marks removed so they never look like citations."""
+    blocks = []
+    for n, hit in enumerate(hits, start=1):
+        source = hit.title + (f" — {hit.heading}" if hit.heading and hit.heading != hit.title else "")
+        blocks.append(f"[{n}] ({source})\n{normalize_for_search(hit.text)}")
+    return "\n\n".join(blocks)
+
+
+def make_prompt(question: str, hits: Sequence[Hit]) -> Prompt:
+    user = f"Passages:\n\n{format_passages(hits)}\n\nQuestion: {question}"
+    return Prompt(system=SYSTEM, user=user, answer_prefix="Answer:")
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    prompt: Prompt
+    hits: tuple[Hit, ...]  # the passages the model is shown, numbered from 1
+    dropped: int  # lowest-ranked passages left out to fit the context
+    prompt_tokens: int
+
+
+def fit_prompt(question: str, hits: Sequence[Hit], generator: Generator,
+               max_answer_tokens: int) -> FittedPrompt:
+    """Drop the lowest-ranked passages until prompt and answer fit the context window."""
+    shown = list(hits)
+    render = getattr(generator, "render", None)
+    while True:
+        prompt = make_prompt(question, shown)
+        text = render(prompt) if render else prompt.as_completion()
+        used = generator.count_tokens(text)
+        if used + max_answer_tokens <= generator.context_window:
+            return FittedPrompt(prompt, tuple(shown), len(hits) - len(shown), used)
+        if len(shown) <= 1:
+            raise BackendError(
+                f"The prompt needs {used} tokens plus {max_answer_tokens} for the answer but the "
+                f"model's context is {generator.context_window}: raise QA_CONTEXT_WINDOW or "
+                f"lower QA_MAX_ANSWER_TOKENS.")
+        shown.pop()
