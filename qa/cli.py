@@ -34,10 +34,9 @@ def load_retriever(settings: Settings):
     """Open the index and the embedder it was built with."""
     from index.store import open_index
 
-    from .retrieve import Retriever
+    from .retrieve import make_retriever
 
-    store = open_index(settings.data_dir)
-    return Retriever(store, _load_embedder(settings), settings.rrf_k, settings.candidates)
+    return make_retriever(open_index(settings.data_dir), _load_embedder(settings), settings)
 
 
 @app.command("index")

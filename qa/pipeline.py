@@ -23,7 +23,7 @@ from .contracts import Answer, Event, Hit, Turn
 from .extractive import extractive_answer
 from .followup import standalone_question
 from .prompt import NOT_IN_DOCUMENTS, fit_prompt
-from .retrieve import Retriever, check_question
+from .retrieve import Retriever, check_question, make_retriever
 from .settings import Settings
 
 ABSTAIN_TEXT = ("The documents don't say. None of the indexed documents answers this question; "
@@ -170,7 +170,7 @@ def load_assistant(settings: Settings, generator_factory: Callable[[], Generator
 
     store = open_index(settings.data_dir)
     embedder = SentenceTransformerEmbedder(settings.embedding_model)
-    retriever = Retriever(store, embedder, settings.rrf_k, settings.candidates)
+    retriever = make_retriever(store, embedder, settings)
 
     def default_factory() -> Generator:
         from .backends import make_generator

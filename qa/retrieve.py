@@ -35,16 +35,47 @@ class Ranked:
     dense_score: float | None
 
 
+def _min_max(scored: list[tuple[int, float]]) -> dict[int, float]:
+    """Scores rescaled to [0, 1] within one result list (0 for rows not in it)."""
+    if not scored:
+        return {}
+    values = [score for _, score in scored]
+    low, high = min(values), max(values)
+    span = high - low or 1.0
+    return {row: (score - low) / span for row, score in scored}
+
+
+def _convex(dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
+            dense_weight: float) -> dict[int, float]:
+    """Convex combination of min-max normalised scores.
+
+    Unlike rank fusion it keeps how far ahead a passage is: a passage that BM25 ranks first by
+    a wide margin is not outvoted by passages that are merely middling in both lists.
+    """
+    dense_norm, lexical_norm = _min_max(dense), _min_max(lexical)
+    rows = set(dense_norm) | set(lexical_norm)
+    return {row: dense_weight * dense_norm.get(row, 0.0)
+            + (1 - dense_weight) * lexical_norm.get(row, 0.0) for row in rows}
+
+
+def make_retriever(store: IndexStore, embedder: Embedder, settings) -> "Retriever":
+    """A Retriever configured from Settings."""
+    return Retriever(store, embedder, rrf_k=settings.rrf_k, candidates=settings.candidates,
+                     fusion=settings.fusion, dense_weight=settings.dense_weight)
+
+
 class Retriever:
     """Searches one loaded index with one embedder."""
 
     def __init__(self, store: IndexStore, embedder: Embedder, rrf_k: int = 60,
-                 candidates: int = 50) -> None:
+                 candidates: int = 50, fusion: str = "convex", dense_weight: float = 0.5) -> None:
         store.check_embedder(embedder.name, embedder.dimension)
         self.store = store
         self.embedder = embedder
         self.rrf_k = rrf_k
         self.candidates = candidates
+        self.fusion = fusion
+        self.dense_weight = dense_weight
 
     def dense(self, question: str, n: int) -> list[tuple[int, float]]:
         """(row, cosine similarity) of the nearest passages."""
@@ -77,11 +108,13 @@ class Retriever:
             fused = {row: score for row, score in dense}
         elif mode == "bm25":
             fused = {row: score for row, score in lexical}
-        else:
+        elif self.fusion == "rrf":
             fused = {}
             for ranks in (dense_rank, bm25_rank):
                 for row, rank in ranks.items():
                     fused[row] = fused.get(row, 0.0) + 1.0 / (self.rrf_k + rank)
+        else:
+            fused = _convex(dense, lexical, self.dense_weight)
         order = sorted(fused, key=lambda row: (-fused[row], row))[:k]
         return [Ranked(row, fused[row], dense_rank.get(row), bm25_rank.get(row),
                        dense_score.get(row)) for row in order]

@@ -22,12 +22,16 @@ class Settings:
     seeds_dir: Path = _setting(Path("seeds"), "Corpus indexed when `qa index` gets no paths.")
     embedding_model: str = _setting("all-MiniLM-L6-v2", "'all-MiniLM-L6-v2' (packaged, offline) "
                                     "or a local sentence-transformers folder.")
-    chunk_max_tokens: int = _setting(200, "Largest passage in embedding-model tokens (the "
+    chunk_max_tokens: int = _setting(160, "Largest passage in embedding-model tokens (the "
                                      "encoder truncates at 256).")
     chunk_overlap_tokens: int = _setting(40, "Tokens of whole sentences repeated between "
                                          "neighbouring passages.")
     retrieval_mode: str = _setting("hybrid", "'hybrid' (BM25 + dense, fused), 'dense' or 'bm25'.")
     top_k: int = _setting(5, "Passages retrieved and shown to the model.")
+    fusion: str = _setting("convex", "How hybrid mode merges the lists: 'convex' (equal-weight sum "
+                           "of min-max normalised scores) or 'rrf' (reciprocal rank fusion).")
+    dense_weight: float = _setting(0.5, "Weight of the dense score in convex fusion (BM25 gets "
+                                   "the rest).")
     rrf_k: int = _setting(60, "Reciprocal-rank-fusion constant: higher flattens rank differences.")
     candidates: int = _setting(50, "Candidates taken from each retriever before fusion.")
     backend: str = _setting("embedded", "Generator: 'embedded' (llama.cpp in-process), 'ollama' "
@@ -71,6 +75,8 @@ class Settings:
         if self.backend not in ("embedded", "ollama", "openai"):
             raise UserError(f"Unknown backend '{self.backend}': use embedded, ollama or openai "
                             "(QA_BACKEND or --backend).")
+        if self.fusion not in ("convex", "rrf"):
+            raise UserError(f"Unknown fusion '{self.fusion}': use convex or rrf (QA_FUSION).")
         if self.top_k < 1:
             raise UserError("top_k must be at least 1 (QA_TOP_K or -k).")
         return self

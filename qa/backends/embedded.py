@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -23,8 +24,16 @@ CHATML_STOPS = ("<|im_end|>", "<|im_start|>")
 
 # Loaded models, shared by every generator in the process: loading costs time and memory and the
 # web server asks many questions. One lock per model: a llama.cpp context serves one request at once.
-_LOADED: dict[tuple[str, int, int], "_LoadedModel"] = {}
+_LOADED: dict[tuple[str, int], "_LoadedModel"] = {}
 _LOADING = threading.Lock()
+
+
+@atexit.register
+def _close_loaded() -> None:
+    # Free the models while llama_cpp is still importable: left to interpreter teardown, Llama's
+    # destructor runs after its module globals are gone and prints a TypeError traceback.
+    while _LOADED:
+        _LOADED.popitem()[1].llm.close()
 
 
 class _LoadedModel:
@@ -86,7 +95,8 @@ def _assembled_gemma3(target: Path) -> Path:
 
 
 def _load(path: Path, settings: Settings) -> _LoadedModel:
-    key = (str(path.resolve()), settings.context_window, settings.seed)
+    # The seed is passed with every request, so one loaded model serves any seed.
+    key = (str(path.resolve()), settings.context_window)
     with _LOADING:
         if key not in _LOADED:
             try:

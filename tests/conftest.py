@@ -1,0 +1,75 @@
+"""Shared fixtures: small real indexes (hashing embedder) and the real seed index (MiniLM)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index.build import build_index
+from index.embedding import HashingEmbedder
+from index.store import open_index
+from qa.backends.base import Generator, ReplayGenerator
+from qa.pipeline import Assistant
+from qa.retrieve import make_retriever
+from qa.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[], Generator],
+                   **overrides) -> Assistant:
+    """An Assistant over an index already built in `data_dir`."""
+    settings = Settings(data_dir=data_dir, **overrides)
+    retriever = make_retriever(open_index(data_dir), embedder, settings)
+    factory = generator if callable(generator) and not hasattr(generator, "generate") else (
+        lambda: generator)
+    return Assistant(settings, retriever, factory)
+
+
+@pytest.fixture(scope="session")
+def hashing_embedder() -> HashingEmbedder:
+    return HashingEmbedder()
+
+
+@pytest.fixture(scope="session")
+def seed_copy(tmp_path_factory) -> Path:
+    """The seed corpus copied to a temp folder (tests may not touch the repo's seeds/)."""
+    target = tmp_path_factory.mktemp("seeds") / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def hashing_seed_index(tmp_path_factory, seed_copy, hashing_embedder) -> Path:
+    """The seed corpus indexed with the hashing embedder (fast, deterministic)."""
+    data_dir = tmp_path_factory.mktemp("hashing-index")
+    build_index([seed_copy], data_dir, hashing_embedder)
+    return data_dir
+
+
+@pytest.fixture
+def replay_assistant(hashing_seed_index, hashing_embedder) -> Callable[..., Assistant]:
+    """Factory: an Assistant over the hashed seed index whose model replays `reply`."""
+    def factory(reply: str = "", **overrides) -> Assistant:
+        return make_assistant(hashing_seed_index, hashing_embedder, ReplayGenerator(reply),
+                              **overrides)
+    return factory
+
+
+@pytest.fixture(scope="session")
+def real_embedder():
+    from index.embedding import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_seed_index(tmp_path_factory, seed_copy, real_embedder) -> Path:
+    """The seed corpus indexed with the real MiniLM encoder."""
+    data_dir = tmp_path_factory.mktemp("real-index")
+    build_index([seed_copy], data_dir, real_embedder)
+    return data_dir
