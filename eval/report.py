@@ -181,7 +181,7 @@ def _sections(summary: dict, rows: Sequence[dict], images: dict[str, bool]) -> l
           fmt(v["abstention_rate"])] for kind, v in by_type.items()],
         image=BY_TYPE_PNG if images.get(BY_TYPE_PNG) else None))
     sections.append(Section(
-        "Per question", ("id", "type", "answerable", "mode", "key facts", "recall@5",
+        "Per question", ("id", "question", "type", "answerable", "mode", "key facts", "recall@5",
                          "citation recall", "citation precision", "total ms", "answer"),
         [_question_row(row) for row in rows],
         intro="Key facts show found/all and the missing ones; the answer is cut at 160 characters."))
@@ -198,7 +198,7 @@ def _question_row(row: dict) -> list[str]:
     answer = " ".join(row["answer"]["answer"].split())
     answer = answer if len(answer) <= 160 else answer[:159] + "…"
     mode = row["answer"]["mode"] + (" (error)" if m.get("error") else "")
-    return [row["id"], row["type"], fmt(row["answerable"]), mode, facts, fmt(m.get("recall@5")),
+    return [row["id"], row["question"], row["type"], fmt(row["answerable"]), mode, facts, fmt(m.get("recall@5")),
             fmt(m.get("citation_recall")), fmt(m.get("citation_precision")),
             fmt(m.get("total_ms"), "total_ms"), answer]
 

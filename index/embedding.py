@@ -35,6 +35,8 @@ class SentenceTransformerEmbedder:
         # Weights are local; make sure nothing ever tries a hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
 
         if model == DEFAULT_MODEL:
@@ -53,7 +55,9 @@ class SentenceTransformerEmbedder:
             raise UserError(f"Cannot load embedding model from '{path}' ({exc}); set "
                             f"QA_EMBEDDING_MODEL to a sentence-transformers folder.") from exc
         self.name = model if model == DEFAULT_MODEL else path.resolve().name
-        self.dimension = int(self._model.get_sentence_embedding_dimension())
+        dimension_of = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dimension = int(dimension_of())
         # Leave room for the [CLS] and [SEP] tokens the encoder adds.
         self.max_tokens = int(self._model.max_seq_length) - 2
         self._tokenizer = self._model.tokenizer

@@ -110,6 +110,103 @@ def search_command(
         typer.echo()
 
 
+@app.command("ask")
+def ask_command(
+    question: str = typer.Argument(..., help="Your question about the documents."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    backend: Optional[str] = typer.Option(None, help="embedded, ollama or openai (QA_BACKEND)."),
+    model: Optional[str] = typer.Option(None, help="Model name or .gguf path (QA_MODEL)."),
+    k: Optional[int] = typer.Option(None, "-k", help="Passages shown to the model (QA_TOP_K)."),
+    mode: Optional[str] = typer.Option(None, help="hybrid, dense or bm25."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
+) -> None:
+    """Answer a question from the documents, streaming the model's draft, then the verified answer."""
+    from .pipeline import load_assistant
+    from .render import print_answer
+
+    try:
+        settings = Settings.from_env(data_dir=data_dir, backend=backend, model=model, top_k=k,
+                                     retrieval_mode=mode)
+        assistant = load_assistant(settings)
+        answer = None
+        streaming = False
+        for event in assistant.stream(question):
+            if event.kind == "rewrite" and not as_json:
+                typer.echo(f"(searching for: {event.data})")
+            elif event.kind == "token" and not as_json:
+                if not streaming:
+                    typer.secho("Draft: ", dim=True, nl=False)
+                    streaming = True
+                typer.secho(event.data, dim=True, nl=False)
+            elif event.kind == "error":
+                typer.echo(("\n" if streaming else "") + f"error: {event.data}", err=True)
+            elif event.kind == "done":
+                answer = event.data
+        if streaming:
+            typer.echo("\n")
+    except UserError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print_answer(answer)
+    if answer.error:
+        raise typer.Exit(2)
+
+
+@app.command("serve")
+def serve_command(
+    host: Optional[str] = typer.Option(None, help="Address to listen on (QA_HOST)."),
+    port: Optional[int] = typer.Option(None, help="Port to listen on (QA_PORT)."),
+    backend: Optional[str] = typer.Option(None, help="embedded, ollama or openai (QA_BACKEND)."),
+    model: Optional[str] = typer.Option(None, help="Model name or .gguf path (QA_MODEL)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
+) -> None:
+    """Serve the web UI, the JSON API and an OpenAI-compatible endpoint."""
+    try:
+        settings = Settings.from_env(host=host, port=port, backend=backend, model=model,
+                                     data_dir=data_dir)
+        from web.app import serve
+
+        serve(settings)
+    except UserError as exc:
+        fail(str(exc))
+
+
+@app.command("eval")
+def eval_command(
+    questions: Optional[Path] = typer.Argument(None, help="Question set (.jsonl); see README."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: under the data "
+                                       "dir); an existing run of the same setup is resumed."),
+    compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare", help="Show two runs "
+                                                        "side by side: --compare RUN_A RUN_B."),
+    backend: Optional[str] = typer.Option(None, help="embedded, ollama or openai (QA_BACKEND)."),
+    model: Optional[str] = typer.Option(None, help="Model name or .gguf path (QA_MODEL)."),
+    k: Optional[int] = typer.Option(None, "-k", help="Passages shown to the model (QA_TOP_K)."),
+    mode: Optional[str] = typer.Option(None, help="hybrid, dense or bm25."),
+    judge: bool = typer.Option(False, "--judge", help="Also judge key facts with the model."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
+) -> None:
+    """Run a question set and write results, a summary and a report with plots."""
+    try:
+        if compare:
+            from eval.compare import compare_runs
+
+            typer.echo(compare_runs(*compare))
+            return
+        if questions is None:
+            fail("Give a question file (e.g. eval/seed_questions.jsonl) or --compare RUN_A RUN_B.")
+        from eval.runner import run_eval
+
+        settings = Settings.from_env(data_dir=data_dir, backend=backend, model=model, top_k=k,
+                                     retrieval_mode=mode)
+        run_dir = run_eval(questions, out, settings, judge=judge)
+    except UserError as exc:
+        fail(str(exc))
+    typer.echo(f"Report: {run_dir / 'report.html'}  (summary: {run_dir / 'summary.json'})")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.ERROR)
     app()

@@ -1,0 +1,41 @@
+"""Plain-text rendering of an Answer for the terminal."""
+
+from __future__ import annotations
+
+import textwrap
+
+import typer
+
+from .contracts import Answer
+
+
+def location(source: str, start: int, end: int, heading: str = "") -> str:
+    """Where a quote lives, as a person would look for it."""
+    where = f"{source} chars {start}-{end}"
+    return f"{heading} · {where}" if heading else where
+
+
+def print_answer(answer: Answer) -> None:
+    """The verified answer, then each source with its exact quote."""
+    if answer.standalone_question != answer.question:
+        typer.echo(f"Question understood as: {answer.standalone_question}")
+    typer.secho("Answer", bold=True)
+    typer.echo(textwrap.fill(answer.answer, width=100) if answer.answer else "(no answer)")
+    for note in answer.notes:
+        if not note.startswith(("evidence:", "model draft:")):
+            typer.secho(f"  note: {note}", dim=True)
+    typer.echo()
+    if answer.citations:
+        typer.secho("Sources", bold=True)
+        for citation in answer.citations:
+            typer.echo(f"[{citation.n}] {citation.title} — "
+                       f"{location(citation.source, citation.start, citation.end)}")
+            quote = " ".join(citation.quote.split())
+            typer.echo(textwrap.indent(textwrap.fill(f"“{quote}”", width=96), "    "))
+    elif answer.passages:
+        typer.secho("Closest passages" if answer.abstained else "Passages", bold=True)
+        for hit in answer.passages:
+            typer.echo(f"[{hit.rank}] {hit.title} — "
+                       f"{location(hit.source, hit.start, hit.end, hit.heading)}")
+            typer.echo(textwrap.indent(textwrap.fill(" ".join(hit.text.split())[:300] + "…",
+                                                     width=96), "    "))
