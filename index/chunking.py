@@ -88,12 +88,19 @@ def _split_long(text: str, sentence: Sentence, budget: int, count: TokenCounter)
 
 
 def _sections(text: str, blocks: Sequence[Block]) -> list[tuple[str, list[Block]]]:
-    """Group body blocks under their heading; a run of headings is named by its longest line."""
+    """Group body blocks under their heading; a run of headings is named by its longest line.
+
+    A section also ends where cleaning removed text between two blocks (a page header, a
+    byline), so that no passage span ever contains removed boilerplate.
+    """
     sections: list[tuple[str, list[Block]]] = []
     heading_run: list[str] = []
     current = ""
     body: list[Block] = []
     for block in blocks:
+        if body and not block.is_heading and text[body[-1].end:block.start].strip():
+            sections.append((current, body))
+            body = []
         if block.is_heading:
             if body:
                 sections.append((current, body))

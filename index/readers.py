@@ -77,9 +77,9 @@ _BLOCK_TAGS = ("p", "div", "section", "article", "li", "h1", "h2", "h3", "h4", "
 
 def _html_to_text(html: str) -> tuple[str, str]:
     """Main text of an HTML page, one block per paragraph, and its <title>."""
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser
 
-    tree = HTMLParser(html)
+    tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
     title = title_node.text(strip=True) if title_node else ""
     tree.strip_tags(["script", "style", "noscript", "nav", "header", "footer", "aside",

@@ -1,0 +1,145 @@
+"""The persisted index: incremental rebuilds, atomic switch, damage and model mismatch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.build import build_index
+from index.embedding import HashingEmbedder
+from index.errors import IndexDamaged, IndexMismatch, IndexMissing, UserError
+from index.store import open_index
+
+from conftest import SEEDS
+
+
+class CountingEmbedder(HashingEmbedder):
+    """The hashing embedder, counting what it is asked to embed."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.embedded = 0
+        self.fail_after = fail_after
+
+    def embed(self, texts):
+        if self.fail_after is not None and self.embedded >= self.fail_after:
+            raise KeyboardInterrupt("simulated kill in the middle of a build")
+        self.embedded += len(texts)
+        return super().embed(texts)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    shutil.copytree(SEEDS, folder)
+    return folder
+
+
+def test_manifest_records_model_chunking_and_hashes(corpus: Path, tmp_path: Path):
+    build_index([corpus], tmp_path / "data", HashingEmbedder())
+    store = open_index(tmp_path / "data")
+    manifest = store.manifest
+    assert manifest["format_version"] == 1
+    assert manifest["embedder"] == {"name": "hashing-256", "dimension": 256}
+    assert manifest["chunking"]["max_tokens"] == 160
+    assert len(manifest["documents"]) == 5
+    assert all(len(d["content_hash"]) == 64 for d in manifest["documents"])
+    assert store.dense.ntotal == len(store.passages) == len(store.vectors)
+    titles = {d.doc_id: d.title for d in store.documents.values()}
+    assert titles["004_a0ef8930b097d28c"].startswith("Marriage of Convenience")
+    assert store.documents["003_d8c3740e974eafd9"].meta["author"] == "Jamie Stewart"
+
+
+def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    first = CountingEmbedder()
+    build_index([corpus], data, first)
+    total = first.embedded
+    assert total == len(open_index(data).passages)
+
+    again = CountingEmbedder()
+    report = build_index([corpus], data, again)
+    assert again.embedded == 0 and report.reused_documents == 5
+
+    changed = corpus / "001_cc0add0a45bd4355.txt"
+    changed.write_text(changed.read_text(encoding="utf-8") + "\nA new closing sentence about "
+                       "Kurdish factions was added by the editor.\n", encoding="utf-8")
+    (corpus / "003_d8c3740e974eafd9.txt").unlink()
+    third = CountingEmbedder()
+    report = build_index([corpus], data, third)
+    store = open_index(data)
+    n_changed = sum(1 for p in store.passages if p.doc_id == "001_cc0add0a45bd4355")
+    assert third.embedded == n_changed
+    assert (report.embedded_documents, report.reused_documents, report.removed_documents) == (1, 3, 1)
+    assert "003_d8c3740e974eafd9" not in store.documents
+    assert all(p.doc_id != "003_d8c3740e974eafd9" for p in store.passages)
+    # Reused vectors still belong to their passages.
+    fresh = HashingEmbedder()
+    from index.chunking import embedding_text
+    row = next(i for i, p in enumerate(store.passages) if p.doc_id == "004_a0ef8930b097d28c")
+    assert np.allclose(store.vectors[row], fresh.embed([embedding_text(store.passages[row])])[0])
+
+
+def test_killed_build_leaves_previous_index_usable(corpus: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    build_index([corpus], data, HashingEmbedder())
+    before = open_index(data)
+    (corpus / "001_cc0add0a45bd4355.txt").write_text("Entirely new text about Tartus. " * 40,
+                                                    encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        build_index([corpus], data, CountingEmbedder(fail_after=0), rebuild=True)
+    after = open_index(data)
+    assert after.path == before.path
+    assert [p.text for p in after.passages] == [p.text for p in before.passages]
+
+
+def test_damaged_index_file_gives_one_line_rebuild_hint(corpus: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    build_index([corpus], data, HashingEmbedder())
+    target = open_index(data).path / "dense.faiss"
+    target.write_bytes(target.read_bytes()[:100])
+    with pytest.raises(IndexDamaged) as error:
+        open_index(data)
+    message = str(error.value)
+    assert "\n" not in message and "qa index --rebuild" in message and "damaged" in message
+
+
+def test_garbage_manifest_is_reported_not_raised_raw(corpus: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    build_index([corpus], data, HashingEmbedder())
+    (open_index(data).path / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexDamaged, match="qa index --rebuild"):
+        open_index(data)
+
+
+def test_other_embedding_model_is_refused(corpus: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    build_index([corpus], data, HashingEmbedder(256))
+    with pytest.raises(IndexMismatch, match="hashing-256.*hashing-128.*qa index --rebuild"):
+        open_index(data).check_embedder("hashing-128", 128)
+
+
+def test_missing_index_and_nothing_to_index(tmp_path: Path):
+    with pytest.raises(IndexMissing, match="qa index"):
+        open_index(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="No documents to index"):
+        build_index([empty], tmp_path / "data", HashingEmbedder())
+    assert not (tmp_path / "data" / "index").exists()
+
+
+def test_passages_file_matches_document_texts(corpus: Path, tmp_path: Path):
+    data = tmp_path / "data"
+    build_index([corpus], data, HashingEmbedder())
+    store = open_index(data)
+    for passage in store.passages:
+        assert store.document_text(passage.doc_id)[passage.start:passage.end] == passage.text
+        source = Path(store.documents[passage.doc_id].source)
+        assert source.read_text(encoding="utf-8")[passage.start:passage.end] == passage.text
+    rows = [json.loads(line) for line in (store.path / "passages.jsonl").open(encoding="utf-8")]
+    assert len(rows) == len(store.passages)
