@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import ChunkingParams, chunk_text, embedding_text
+from .chunking import CHUNKER_VERSION, ChunkingParams, chunk_text, embedding_text
 from .contracts import Document, Passage
 from .embedding import Embedder
 from .errors import IndexDamaged, IndexMismatch, IndexMissing, UserError
@@ -89,7 +89,8 @@ def build_index(paths: list[Path], data_dir: Path, embedder: Embedder,
                         f".txt, .md, .html or .pdf documents.")
     if params.max_tokens > embedder.max_tokens:
         params = replace(params, max_tokens=embedder.max_tokens)
-    chunking = {**params.as_dict(), "embedder_max_tokens": embedder.max_tokens}
+    chunking = {**params.as_dict(), "embedder_max_tokens": embedder.max_tokens,
+                "chunker_version": CHUNKER_VERSION}
     previous = _previous(data_dir, embedder, chunking, rebuild)
     reused_rows: dict[str, list[int]] = {}
     if previous is not None:

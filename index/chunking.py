@@ -12,6 +12,10 @@ from .contracts import Block, Passage
 
 TokenCounter = Callable[[str], int]
 
+# Bumped whenever cleaning or chunking changes what passages come out, so that existing
+# indexes are re-chunked instead of silently reusing passages cut by older rules.
+CHUNKER_VERSION = 2
+
 _FOOTNOTE_MARK = re.compile(r"\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]")
 
 
