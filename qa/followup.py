@@ -8,9 +8,8 @@ from collections.abc import Sequence
 from .contracts import Turn
 
 # Openings and words that only make sense with what was said before.
-_CONTINUATION = re.compile(r"^(?:and|but|also|so|what about|how about|and what about|"
-                           r"what else|why|how come|is that|are they|does it|do they)\b",
-                           re.IGNORECASE)
+_CONTINUATION = re.compile(r"^(?:and|but|also|so|what about|how about|what else|"
+                           r"is that|are they|does it|do they|is it|was it)\b", re.IGNORECASE)
 _PRONOUN = re.compile(r"\b(?:they|them|their|it|its|this|that|these|those|he|she|his|her|"
                       r"the two|both|either)\b", re.IGNORECASE)
 _NAME = re.compile(r"\b[A-Z][a-z]{2,}")

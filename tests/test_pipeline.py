@@ -1,0 +1,144 @@
+"""Question -> answer with a replayed model: verification, fallback, abstention, follow-ups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from index.errors import UserError
+from qa.backends.base import BackendError, ReplayGenerator
+from qa.contracts import Turn
+from qa.prompt import fit_prompt
+
+from conftest import make_assistant
+
+QUESTION = "Where do Moscow and Tehran disagree on Assad?"
+
+
+def quotes_resolve(answer) -> None:
+    for citation in answer.citations:
+        text = Path(citation.source).read_text(encoding="utf-8")
+        assert text[citation.start:citation.end] == citation.quote
+        assert citation.passage_start <= citation.start < citation.end <= citation.passage_end
+        assert 1 <= citation.n <= len(answer.passages)
+
+
+def passage_number(answer, needle: str) -> int:
+    return next(i for i, h in enumerate(answer.passages, 1) if needle in " ".join(h.text.split()))
+
+
+def test_supported_sentence_is_kept_with_its_quote(replay_assistant):
+    probe = replay_assistant("", abstain_threshold=-1).ask(QUESTION)
+    n = passage_number(probe, "Iran stands for maintaining the current status quo")
+    reply = (f"Iran stands for maintaining the current status quo while Russia does not rule out "
+             f"a coalition government [{n}].")
+    answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
+    assert answer.mode == "model" and not answer.abstained
+    assert answer.answer.endswith(f"[{n}].")
+    assert [c.n for c in answer.citations] == [n]
+    assert "Iran stands for maintaining the current status quo" in answer.citations[0].quote
+    quotes_resolve(answer)
+
+
+def test_swapped_actors_and_invalid_markers_never_reach_the_user(replay_assistant):
+    probe = replay_assistant("", abstain_threshold=-1).ask(QUESTION)
+    n = passage_number(probe, "Iran stands for maintaining the current status quo")
+    reply = (f"Russia stands for maintaining the current status quo while Iran supports a "
+             f"coalition government [{n}]. Assad will win the war [42].")
+    answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
+    assert "Russia stands for" not in answer.answer
+    assert "[42]" not in answer.answer
+    assert answer.mode == "extractive"  # nothing the model wrote held up
+    assert answer.citations and all(c.quote in answer.answer or
+                                    " ".join(c.quote.split()) in answer.answer
+                                    for c in answer.citations)
+    assert any("pointed at no passage" in note for note in answer.notes)
+    quotes_resolve(answer)
+
+
+def test_uncited_but_supported_sentence_gets_a_citation(replay_assistant):
+    reply = "Iran stands for maintaining the current status quo regarding Assad."
+    answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
+    assert answer.mode == "model"
+    assert len(answer.citations) == 1
+    assert "Iran stands for maintaining" in answer.citations[0].quote
+
+
+def test_abstains_with_closest_passages(replay_assistant):
+    answer = replay_assistant("Paris.", abstain_threshold=2.0).ask(QUESTION)
+    assert answer.abstained and answer.mode == "abstained"
+    assert "don't say" in answer.answer
+    assert len(answer.passages) == 5 and not answer.citations
+
+
+def test_unknown_name_triggers_abstention(replay_assistant):
+    answer = replay_assistant("The Wagner Group fought [1].", abstain_threshold=-1).ask(
+        "What role did the Wagner Group play in Syria?")
+    assert answer.abstained
+    assert any("Wagner" in note for note in answer.notes)
+
+
+def test_backend_failure_returns_passages_and_a_one_line_error(hashing_seed_index,
+                                                              hashing_embedder):
+    broken = ReplayGenerator(fail_with="Ollama is not reachable at http://127.0.0.1:9: start it "
+                                       "or set QA_OLLAMA_HOST")
+    assistant = make_assistant(hashing_seed_index, hashing_embedder, broken, abstain_threshold=-1)
+    events = list(assistant.stream(QUESTION))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "passages" and "error" in kinds and kinds[-1] == "done"
+    answer = events[-1].data
+    assert "QA_OLLAMA_HOST" in answer.error and "\n" not in answer.error
+    assert len(answer.passages) == 5
+    quotes_resolve(answer)
+
+
+def test_stream_order_and_tokens(replay_assistant):
+    events = list(replay_assistant("Iran wants Assad to stay [1].", abstain_threshold=-1)
+                  .stream(QUESTION))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "passages" and kinds[-1] == "done"
+    tokens = "".join(e.data for e in events if e.kind == "token")
+    assert tokens == "Iran wants Assad to stay [1]."
+    assert events[-1].data.timings["first_token_ms"] is not None
+
+
+def test_follow_up_is_rewritten_and_shown(replay_assistant):
+    assistant = replay_assistant("", abstain_threshold=-1)
+    history = [Turn(QUESTION, QUESTION, "Iran insists on Assad [1].")]
+    events = list(assistant.stream("And what about Israel?", history))
+    assert events[0].kind == "rewrite"
+    assert events[0].data == "Where do Moscow and Tehran disagree on Assad — And what about Israel?"
+    answer = events[-1].data
+    assert answer.standalone_question == events[0].data
+    assert any("Israel" in h.text for h in answer.passages)
+    # A self-contained question is left alone.
+    assert assistant.ask("Why does the Tartus facility matter to Russia?", history
+                         ).standalone_question == "Why does the Tartus facility matter to Russia?"
+
+
+def test_context_budget_drops_lowest_ranked_passages(replay_assistant):
+    assistant = replay_assistant("", abstain_threshold=-1)
+    hits = assistant.retriever.search(QUESTION, 5)
+    small = ReplayGenerator("", context_window=700)
+    fitted = fit_prompt(QUESTION, hits, small, max_answer_tokens=200)
+    assert 0 < fitted.dropped < 5
+    assert fitted.hits == tuple(hits[: 5 - fitted.dropped])
+    assert fitted.prompt_tokens + 200 <= 700
+    with pytest.raises(BackendError, match="QA_CONTEXT_WINDOW"):
+        fit_prompt(QUESTION, hits, ReplayGenerator("", context_window=150), 200)
+
+
+def test_dropped_passages_are_reported_in_the_answer(hashing_seed_index, hashing_embedder):
+    assistant = make_assistant(hashing_seed_index, hashing_embedder,
+                               ReplayGenerator("", context_window=700), abstain_threshold=-1)
+    answer = assistant.ask(QUESTION)
+    assert answer.dropped_passages > 0
+    assert len(answer.passages) == 5 - answer.dropped_passages
+    assert any("left out to fit" in note for note in answer.notes)
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 3000])
+def test_bad_questions_raise_user_errors(replay_assistant, question):
+    with pytest.raises(UserError):
+        replay_assistant("").ask(question)
