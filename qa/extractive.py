@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from index.chunking import normalize_for_search
+
 from .citations import SentenceSpan, make_citation, passage_sentences
 from .contracts import AnswerSentence, Citation, Hit
 from .textmatch import coverage
@@ -41,7 +43,9 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     sentences, citations = [], []
     for i in sorted(chosen, key=lambda i: candidates[i][0]):
         n, hit, sentence = candidates[i]
-        text = f"“{' '.join(sentence.text.split())}” [{n}]"
+        # Shown without the document's footnote marks ("said[49]"), which would read as
+        # citations; the citation itself keeps the exact quote and offsets.
+        text = f"“{normalize_for_search(sentence.text)}” [{n}]"
         sentences.append(AnswerSentence(text, (n,), True))
         citations.append(make_citation(n, hit, sentence, 1.0))
     lead = "The model's own wording could not be verified; the closest evidence says:"

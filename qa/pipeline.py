@@ -158,7 +158,11 @@ class Assistant:
             return replace(base, answer=checked.text, sentences=tuple(supported),
                            citations=checked.citations, mode="model", notes=tuple(notes))
         if _REFUSAL.search(raw) or raw.strip().startswith(NOT_IN_DOCUMENTS[:17]):
-            notes.append("the model found no answer in the passages")
+            # The model read the passages and found no answer, and nothing it wrote is
+            # supported: say so rather than pass off loosely related quotes as an answer.
+            return replace(base, answer=ABSTAIN_TEXT, abstained=True, mode="abstained",
+                           notes=tuple(notes) + ("abstained: the model found no answer in the "
+                                                 "passages and none of its text is supported",))
         return self._from_evidence(replace(base, notes=tuple(notes)), question, hits)
 
 

@@ -74,7 +74,8 @@ def role_swaps(claim: str, source: str, window: int = 6) -> list[str]:
     "Russia stands for the status quo" against "Iran stands for maintaining the status quo
     while Russia ..." reports 'stand': the claim pins it on Russia, the source on Iran.
     """
-    def attachments(text: str) -> dict[str, set[str]]:
+    def attachments(text: str, nearest_only: bool) -> dict[str, set[str]]:
+        """Content word -> the actor(s) named shortly before it."""
         words = _WORD.findall(text)
         entity_at = dict(_entities(text))
         result: dict[str, set[str]] = {}
@@ -86,12 +87,15 @@ def role_swaps(claim: str, source: str, window: int = 6) -> list[str]:
             for j in range(i - 1, max(-1, i - window - 1), -1):
                 if j in entity_at:
                     result.setdefault(stem, set()).add(entity_at[j])
-                    break
+                    if nearest_only:
+                        break
         return result
 
     source_entities = {stem for _, stem in _entities(source)}
-    claim_links = attachments(claim)
-    source_links = attachments(source)
+    # The claim's nearest actor must be among the actors near the same word in the source
+    # (all of them: "arrived in Moscow on Monday for negotiations" is not a swap).
+    claim_links = attachments(claim, nearest_only=True)
+    source_links = attachments(source, nearest_only=False)
     swaps = []
     for stem, actors in claim_links.items():
         known = source_links.get(stem)

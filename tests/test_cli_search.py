@@ -18,8 +18,9 @@ ASSAD = ("The fate of Bashar al-Assad is a long-term conflicting goal for Iran a
          "the former insists on maintaining Assad as the legitimate Syrian president")
 
 
-def run(args: list[str], data_dir: Path, **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QA_DATA_DIR": str(data_dir)}
+def run(args: list[str], data_dir: Path, env_extra: dict | None = None,
+        **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QA_DATA_DIR": str(data_dir), **(env_extra or {})}
     return subprocess.run(QA + args, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600, **kwargs)
 

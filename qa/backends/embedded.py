@@ -151,15 +151,18 @@ class EmbeddedGenerator:
     def generate(self, prompt: Prompt, options: GenerationOptions) -> Iterator[str]:
         """Yield the continuation of the rendered prompt piece by piece."""
         text = self.render(prompt)
-        with self._loaded.lock:
+        # One answer at a time per loaded model. A plain Lock (not RLock): a web server may resume
+        # this generator on another thread. Waiting is bounded so a caller that keeps an unfinished
+        # stream open gets an error instead of a hang.
+        if not self._loaded.lock.acquire(timeout=self.timeout_s):
+            raise BackendError(f"The embedded model was busy with another answer for "
+                               f"{self.timeout_s:g} s: retry, or raise QA_TIMEOUT_S")
+        try:
             started = time.monotonic()
-            try:
-                stream = self.llm.create_completion(
-                    text, max_tokens=options.max_tokens, temperature=options.temperature,
-                    top_k=TOP_K, top_p=TOP_P, repeat_penalty=REPEAT_PENALTY, seed=options.seed,
-                    stop=self.stops(options), stream=True)
-            except ValueError as exc:
-                raise self._too_long(exc) from exc
+            stream = self.llm.create_completion(
+                text, max_tokens=options.max_tokens, temperature=options.temperature,
+                top_k=TOP_K, top_p=TOP_P, repeat_penalty=REPEAT_PENALTY, seed=options.seed,
+                stop=self.stops(options), stream=True)
             try:
                 for chunk in stream:
                     piece = chunk["choices"][0]["text"]
@@ -172,7 +175,9 @@ class EmbeddedGenerator:
             except ValueError as exc:  # llama-cpp-python checks the prompt length lazily
                 raise self._too_long(exc) from exc
             finally:
-                stream.close()  # frees the context when the caller stops early
+                stream.close()  # stops llama.cpp when the caller stops reading early
+        finally:
+            self._loaded.lock.release()
 
     def _too_long(self, exc: ValueError) -> BackendError:
         return BackendError(f"The prompt does not fit the model's context: {exc} (raise "

@@ -1,0 +1,41 @@
+"""The word-level checks behind citation verification."""
+
+from __future__ import annotations
+
+from qa.citations import markers, split_answer, strip_markers, with_markers
+from qa.textmatch import content_stems, coverage, role_swaps
+
+SOURCE = ("They have different attitudes towards the retention of power by President Bashar "
+          "al-Assad. Iran stands for maintaining the current status quo while Russia does not rule "
+          "out a creation of a coalition government representing the interests of different Syrian "
+          "ethnic and religious groups.")
+
+
+def test_swapped_roles_are_caught():
+    claim = ("Russia stands for maintaining the current status quo while Iran supports a "
+             "coalition government.")
+    assert coverage(claim, SOURCE) >= 0.8  # word overlap alone would accept it
+    assert "stand" in role_swaps(claim, SOURCE)
+
+
+def test_faithful_paraphrase_is_not_a_swap():
+    claim = "Iran stands for maintaining the status quo, while Russia does not rule out a coalition."
+    assert role_swaps(claim, SOURCE) == []
+    source = ("An Iranian delegation, led by President Hassan Rouhani, arrived in Moscow on Monday "
+              "for negotiations with their Russian counterparts.")
+    assert role_swaps("Rouhani arrived in Moscow for negotiations.", source) == []
+
+
+def test_coverage_counts_content_words_and_needs_two_matches():
+    assert content_stems("The documents say that Iran's forces were fighting.") == [
+        "document", "iran", "forc", "fight"]
+    assert coverage("Moscow is more flexible", "Tehran and Moscow met.", min_matched=2) == 0.0
+    assert coverage("Moscow is more flexible", "Moscow was flexible.", min_matched=2) == 1.0
+
+
+def test_markers_parsing_and_placement():
+    assert markers("Iran insists [2][3]. Also [2, 5].") == [2, 3, 5]
+    assert strip_markers("Iran insists [2] on Assad [3].") == "Iran insists on Assad."
+    assert with_markers("Moscow is more flexible.", [2, 4]) == "Moscow is more flexible [2] [4]."
+    assert split_answer("Iran insists on Assad. [1] Russia is flexible [2].") == [
+        "Iran insists on Assad. [1]", "Russia is flexible [2]."]
