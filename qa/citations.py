@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from index.chunking import normalize_for_search, split_sentences
 
 from .contracts import AnswerSentence, Citation, Hit
-from .textmatch import coverage, role_swaps
+from .textmatch import content_stems, coverage, role_swaps
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
@@ -79,27 +79,45 @@ class Support:
     score: float
     swapped: tuple[str, ...]
     quote: SentenceSpan | None
+    anchored: bool = True  # the window also names what the question asked about
 
     def holds(self, threshold: float) -> bool:
-        return self.quote is not None and self.score >= threshold and not self.swapped
+        return (self.quote is not None and self.score >= threshold and not self.swapped
+                and self.anchored)
 
 
-def support(claim: str, hit: Hit) -> Support:
-    """Content-word coverage of the claim by the passage, checked for swapped actors."""
+def support(claim: str, hit: Hit, question: str = "") -> Support:
+    """How well the best one or two consecutive sentences of the passage back the claim.
+
+    Scoring against a short window rather than the whole passage matters: a passage that names
+    the question's actors in one sentence and some other official in another would otherwise
+    "support" a claim that pairs them wrongly. The window is also the quote the user sees.
+    When the claim restates the question ("the delegation that arrived in Moscow was X"), the
+    window must name that subject too, not just X.
+    """
     sentences = passage_sentences(hit)
     if not sentences:
         return Support(0.0, (), None)
-    passage_text = normalize_for_search(hit.text)
-    score = coverage(claim, passage_text, min_matched=2)
-    best = max(sentences, key=lambda s: coverage(claim, s.text))
-    # Quote the best sentence; add its neighbour when the claim draws on both.
-    index = sentences.index(best)
-    if index + 1 < len(sentences):
-        pair = SentenceSpan(best.start, sentences[index + 1].end,
-                            hit.text[best.start - hit.start:sentences[index + 1].end - hit.start])
-        if coverage(claim, pair.text) >= coverage(claim, best.text) + 0.2:
-            best = pair
-    return Support(score, tuple(role_swaps(claim, passage_text)), best)
+    windows = list(sentences)
+    for first, second in zip(sentences, sentences[1:]):
+        windows.append(SentenceSpan(first.start, second.end,
+                                    hit.text[first.start - hit.start:second.end - hit.start]))
+    scored = [(coverage(claim, normalize_for_search(w.text), min_matched=2), -len(w.text), w)
+              for w in windows]
+    score, _, best = max(scored, key=lambda item: (item[0], item[1]))
+    window_text = normalize_for_search(best.text)
+    swaps = role_swaps(claim, window_text)
+    asked = set(content_stems(question))
+    claim_stems = content_stems(claim)
+    present = set(content_stems(window_text))
+    echoed = [stem for stem in claim_stems if stem in asked]
+    novel = [stem for stem in claim_stems if stem not in asked]
+    anchored = True
+    if len(set(echoed)) >= 2:
+        anchored = sum(1 for stem in echoed if stem in present) / len(echoed) >= 0.5
+    if novel:  # what the claim adds to the question must be in the window too
+        score = min(score, sum(1 for stem in novel if stem in present) / len(novel))
+    return Support(score, tuple(swaps), best, anchored)
 
 
 def make_citation(n: int, hit: Hit, quote: SentenceSpan, score: float) -> Citation:
@@ -122,8 +140,12 @@ class Verified:
         return " ".join(s.text for s in self.sentences if s.supported)
 
 
-def verify(answer: str, hits: Sequence[Hit], min_support: float) -> Verified:
-    """Keep each sentence only if a passage it cites (or, uncited, any passage) supports it."""
+def verify(answer: str, hits: Sequence[Hit], min_support: float, question: str = "") -> Verified:
+    """Keep each sentence only if a passage it cites supports it.
+
+    A sentence whose cited passage does not back it, or that cites nothing valid, is checked
+    against every passage shown to the model and re-cited to the one that backs it best.
+    """
     kept: list[AnswerSentence] = []
     citations: dict[int, Citation] = {}
     invalid = unsupported = 0
@@ -134,19 +156,15 @@ def verify(answer: str, hits: Sequence[Hit], min_support: float) -> Verified:
         cited = markers(raw)
         valid = [n for n in cited if 1 <= n <= len(hits)]
         invalid += len(cited) - len(valid)
-        # Sentences without a valid marker are checked against every passage shown.
-        candidates = valid or list(range(1, len(hits) + 1))
-        backing = []
-        for n in candidates:
-            verdict = support(claim, hits[n - 1])
-            if verdict.holds(min_support):
-                backing.append((n, verdict))
+        verdicts = {n: support(claim, hits[n - 1], question) for n in range(1, len(hits) + 1)}
+        backing = [(n, verdicts[n]) for n in valid if verdicts[n].holds(min_support)]
+        if not backing:  # wrong or missing marker: cite the passage that does back it, if any
+            others = [(n, v) for n, v in verdicts.items() if v.holds(min_support)]
+            backing = [max(others, key=lambda b: b[1].score)] if others else []
         if not backing:
             unsupported += 1
             kept.append(AnswerSentence(claim, (), False))
             continue
-        if not valid:  # uncited but supported: cite the best passage
-            backing = [max(backing, key=lambda b: b[1].score)]
         numbers = []
         for n, verdict in backing:
             numbers.append(n)

@@ -145,7 +145,7 @@ class Assistant:
     def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
                   signal: EvidenceSignal) -> Answer:
         """Keep the model's supported sentences; otherwise answer from the evidence."""
-        checked = verify(raw, hits, self.settings.min_support)
+        checked = verify(raw, hits, self.settings.min_support, question)
         notes = list(base.notes) + [f"model draft: {' '.join(raw.split())[:1000]}"]
         if checked.invalid_markers:
             notes.append(f"{checked.invalid_markers} citation markers pointed at no passage "

@@ -58,50 +58,54 @@ def coverage(claim: str, source: str, min_matched: int = 1) -> float:
     return len(matched) / len(claim_stems)
 
 
-def _entities(text: str) -> list[tuple[int, str]]:
-    """(word position, stem) of capitalised words: the actors a claim is about."""
-    out = []
-    words = _WORD.findall(text)
-    for i, word in enumerate(words):
+def _entities(words: list[str]) -> dict[int, str]:
+    """Word position -> actor key; consecutive capitalised words ("President Hassan Rouhani")
+    form one actor, keyed by the stem of its last word."""
+    positions: dict[int, str] = {}
+    run: list[int] = []
+    for i, word in enumerate(words + [""]):
         if word[:1].isupper() and word.lower() not in STOPWORDS:
-            out.append((i, _stemmer().stemWord(word.lower().replace("’", "'").strip("'-"))))
-    return out
+            run.append(i)
+            continue
+        if run:
+            key = _stemmer().stemWord(words[run[-1]].lower().replace("’", "'").strip("'-"))
+            positions.update({j: key for j in run})
+            run = []
+    return positions
 
 
-def role_swaps(claim: str, source: str, window: int = 6) -> list[str]:
+def role_swaps(claim: str, source: str, before: int = 10, after: int = 3) -> list[str]:
     """Content words the claim attaches to a different actor than the source does.
 
     "Russia stands for the status quo" against "Iran stands for maintaining the status quo
-    while Russia ..." reports 'stand': the claim pins it on Russia, the source on Iran.
+    while Russia ..." reports 'stand': the claim gives Iran's position to Russia. In the source
+    an actor counts for a word when named up to `before` words ahead of it or up to `after`
+    words behind it ("a delegation, led by President Rouhani"), so voice changes pass.
     """
-    def attachments(text: str, nearest_only: bool) -> dict[str, set[str]]:
-        """Content word -> the actor(s) named shortly before it."""
-        words = _WORD.findall(text)
-        entity_at = dict(_entities(text))
-        result: dict[str, set[str]] = {}
-        for i, word in enumerate(words):
-            low = word.lower()
-            if i in entity_at or low in STOPWORDS:
-                continue
-            stem = _stemmer().stemWord(low.replace("’", "'").strip("'-"))
-            for j in range(i - 1, max(-1, i - window - 1), -1):
-                if j in entity_at:
-                    result.setdefault(stem, set()).add(entity_at[j])
-                    if nearest_only:
-                        break
-        return result
+    def stem_of(word: str) -> str:
+        return _stemmer().stemWord(word.lower().replace("’", "'").strip("'-"))
 
-    source_entities = {stem for _, stem in _entities(source)}
-    # The claim's nearest actor must be among the actors near the same word in the source
-    # (all of them: "arrived in Moscow on Monday for negotiations" is not a swap).
-    claim_links = attachments(claim, nearest_only=True)
-    source_links = attachments(source, nearest_only=False)
-    swaps = []
-    for stem, actors in claim_links.items():
-        known = source_links.get(stem)
-        if not known:
+    claim_words = _WORD.findall(claim)
+    claim_actor = _entities(claim_words)
+    source_words = _WORD.findall(source)
+    source_actor = _entities(source_words)
+    source_actors = set(source_actor.values())
+    near: dict[str, set[str]] = {}
+    for i, word in enumerate(source_words):
+        if i in source_actor or word.lower() in STOPWORDS:
             continue
-        for actor in actors:
-            if actor in source_entities and actor not in known:
+        lo, hi = max(0, i - before), min(len(source_words), i + after + 1)
+        near.setdefault(stem_of(word), set()).update(
+            source_actor[j] for j in range(lo, hi) if j in source_actor)
+    swaps: list[str] = []
+    for i, word in enumerate(claim_words):
+        if i in claim_actor or word.lower() in STOPWORDS:
+            continue
+        nearest = next((claim_actor[j] for j in range(i - 1, max(-1, i - before - 1), -1)
+                        if j in claim_actor), None)
+        known = near.get(stem_of(word))
+        if nearest and known and nearest in source_actors and nearest not in known:
+            stem = stem_of(word)
+            if stem not in swaps:
                 swaps.append(stem)
     return swaps

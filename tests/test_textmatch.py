@@ -39,3 +39,27 @@ def test_markers_parsing_and_placement():
     assert with_markers("Moscow is more flexible.", [2, 4]) == "Moscow is more flexible [2] [4]."
     assert split_answer("Iran insists on Assad. [1] Russia is flexible [2].") == [
         "Iran insists on Assad. [1]", "Russia is flexible [2]."]
+
+
+def test_one_sided_swap_and_voice_change():
+    source = "Russia supplied air power while Iran provided ground forces in Syria."
+    assert "suppli" in role_swaps("Iran supplied air power.", source)
+    passive = ("An Iranian delegation, led by President Hassan Rouhani, arrived in Moscow on "
+               "Monday for negotiations with their Russian counterparts.")
+    assert role_swaps("President Hassan Rouhani led the Iranian delegation to Moscow.", passive) == []
+
+
+def test_claim_adding_an_unrelated_name_is_not_supported():
+    from qa.citations import support
+    from qa.contracts import Hit
+
+    text = ("Russian Deputy Foreign Minister Sergei Ryabkov also stated that there are no "
+            "contradictions between Russia and Iran over Syria. Ryabkov reiterated that the Astana "
+            "talks indicate a high degree of mutual understanding.")
+    hit = Hit(1, 1.0, "d", "T", "d.txt", 0, len(text), text)
+    question = "Who led the Iranian delegation that arrived in Moscow for talks in March 2017?"
+    claim = ("The Iranian delegation that arrived in Moscow for talks in March 2017 was led by "
+             "Russian Foreign Minister Sergei Ryabkov.")
+    assert not support(claim, hit, question).holds(0.5)
+    assert support("Ryabkov said there are no contradictions between Russia and Iran over Syria.",
+                   hit, "What did Ryabkov say?").holds(0.5)
