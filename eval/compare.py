@@ -1,4 +1,4 @@
-"""Compare two eval runs: every summary metric side by side with B−A, and questions that changed."""
+"""Compare two eval runs: every summary metric side by side with B−A, and the changed questions."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def _question_changes(rows_a: list[dict], rows_b: list[dict]) -> list[str]:
         changes = []
         facts_a, facts_b = ma.get("key_facts_found") or [], mb.get("key_facts_found") or []
         if facts_a != facts_b:
-            changes.append(f"key facts {sum(facts_a)}/{len(facts_a)} → {sum(facts_b)}/{len(facts_b)}")
+            changes.append(f"key facts {sum(facts_a)}/{len(facts_a)} → "
+                           f"{sum(facts_b)}/{len(facts_b)}")
         if ma["abstained"] != mb["abstained"]:
             changes.append(f"abstained {fmt(ma['abstained'])} → {fmt(mb['abstained'])}")
         if changes:
@@ -70,8 +71,9 @@ def compare_runs(run_a: Path, run_b: Path) -> str:
     lines = []
     for label, folder, summary in (("A", run_a, summary_a), ("B", run_b, summary_b)):
         config = summary["configuration"]
-        lines.append(f"- **{label}**: {folder} — {config['backend_used']} / {config['model_used']}, "
-                     f"{summary['run']['questions']} questions, finished {summary['run']['finished']}")
+        lines.append(f"- **{label}**: {folder} — {config['backend_used']} / "
+                     f"{config['model_used']}, {summary['run']['questions']} questions, "
+                     f"finished {summary['run']['finished']}")
     settings_a = summary_a["configuration"]["settings"]
     settings_b = summary_b["configuration"]["settings"]
     differ = [f"{name}: {settings_a.get(name)} → {settings_b.get(name)}"

@@ -86,8 +86,7 @@ out) and `total_ms` (the whole answer).
 `key_fact_coverage`, `recall@5` and the abstention rate (share of its questions abstained on).
 """
 
-_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "′": "'", "`": "'",
-                         "“": '"', "”": '"', "„": '"', "‟": '"', "″": '"', "«": '"', "»": '"'})
+_QUOTES = str.maketrans({**dict.fromkeys("‘’‚‛′`", "'"), **dict.fromkeys("“”„‟″«»", '"')})
 # Any hyphen or dash with the spaces around it: "Lavrov — Foreign" matches "Lavrov-Foreign".
 _DASHES = re.compile(r"\s*[-\u2010-\u2015\u2212\u2043\ufe58\ufe63\uff0d]\s*")
 _DRAFT_NOTE = "model draft: "

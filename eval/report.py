@@ -1,8 +1,9 @@
-"""The run report: report.md and report.html with the same tables, plus PNG plots (matplotlib Agg)."""
+"""The run report: report.md and report.html with the same tables, and PNG plots (matplotlib)."""
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +34,6 @@ def fmt(value, key: str = "") -> str:
     return str(value)
 
 
-def flatten(metrics: dict) -> list[tuple[str, str, object]]:
-    """(group, metric, value) for every summary metric, in report order."""
-    return [(group, key, value) for group, values in metrics.items() for key, value in values.items()]
-
-
 @dataclass
 class Section:
     """One block of the report: a heading, a sentence, a table and maybe a plot."""
@@ -48,6 +44,8 @@ class Section:
     intro: str = ""
     image: str | None = None
     notes: list[str] = field(default_factory=list)
+    # HTML shows the last column as a full-width line under each row (long answers need room).
+    last_column_below: bool = False
 
 
 def _figure(width: float = 6.4, height: float = 3.6):
@@ -86,7 +84,8 @@ def plot_by_type(by_type: dict, path: Path) -> bool:
     if not by_type:
         return False
     series = [("key_fact_coverage", "key-fact coverage", "#2b6cb0"),
-              ("recall@5", "recall@5", "#38a169"), ("abstention_rate", "abstention rate", "#dd6b20")]
+              ("recall@5", "recall@5", "#38a169"),
+              ("abstention_rate", "abstention rate", "#dd6b20")]
     kinds = list(by_type)
     fig = _figure(max(6.4, 1.25 * len(kinds) + 1.5), 3.8)
     ax = fig.add_subplot()
@@ -141,7 +140,7 @@ def plot_latency(rows: Sequence[dict], path: Path) -> bool:
         ax.annotate(f"p50 {_ms(percentile(values, 50))} · p95 {_ms(percentile(values, 95))} ms",
                     (1.0, i), xycoords=("axes fraction", "data"), xytext=(6, 0),
                     textcoords="offset points", va="center", fontsize=8)
-    ax.set_xlabel("milliseconds")
+    ax.set_xlabel("milliseconds (box: 25–75 %, whiskers: 5–95 %)")
     ax.set_title("Latency per question", fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.savefig(path)
@@ -182,9 +181,10 @@ def _sections(summary: dict, rows: Sequence[dict], images: dict[str, bool]) -> l
         image=BY_TYPE_PNG if images.get(BY_TYPE_PNG) else None))
     sections.append(Section(
         "Per question", ("id", "question", "type", "answerable", "mode", "key facts", "recall@5",
-                         "citation recall", "citation precision", "total ms", "answer"),
+                         "cit. recall", "cit. precision", "total ms", "answer"),
         [_question_row(row) for row in rows],
-        intro="Key facts show found/all and the missing ones; the answer is cut at 160 characters."))
+        intro=("Key facts: found/all and the missing ones; cit. = citation; the answer is cut at "
+               "160 characters (results.jsonl has it whole)."), last_column_below=True))
     return sections
 
 
@@ -198,8 +198,8 @@ def _question_row(row: dict) -> list[str]:
     answer = " ".join(row["answer"]["answer"].split())
     answer = answer if len(answer) <= 160 else answer[:159] + "…"
     mode = row["answer"]["mode"] + (" (error)" if m.get("error") else "")
-    return [row["id"], row["question"], row["type"], fmt(row["answerable"]), mode, facts, fmt(m.get("recall@5")),
-            fmt(m.get("citation_recall")), fmt(m.get("citation_precision")),
+    return [row["id"], row["question"], row["type"], fmt(row["answerable"]), mode, facts,
+            fmt(m.get("recall@5")), fmt(m.get("citation_recall")), fmt(m.get("citation_precision")),
             fmt(m.get("total_ms"), "total_ms"), answer]
 
 
@@ -243,10 +243,25 @@ def render_markdown(title: str, summary: dict, sections: Sequence[Section]) -> s
     return "\n".join(lines) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;
+_CSS = """body{font-family:system-ui,sans-serif;max-width:80rem;margin:2rem auto;padding:0 1rem;
 color:#1a202c}table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #cbd5e0;
-padding:.25rem .5rem;text-align:left;vertical-align:top;font-size:.9rem}th{background:#edf2f7}
-img{max-width:100%;display:block;margin:.5rem 0 1.5rem}dt{font-weight:600}dd{margin:0 0 .3rem 1rem}"""
+padding:.25rem .5rem;text-align:left;vertical-align:top;font-size:.85rem}th{background:#edf2f7}
+td.num{text-align:right;white-space:nowrap}td.text{min-width:12rem}td.long{min-width:20rem}
+tr.above td{border-bottom:none}tr.below td{border-top:none;color:#4a5568;padding-bottom:.6rem}
+span.label{font-weight:600}
+div.scroll{overflow-x:auto}
+img{max-width:100%;display:block;margin:.5rem 0 1.5rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}
+dd{margin:0}"""
+_NUMBER = re.compile(r"^(?:n/a|[-+]?[\d,]*\.?\d+)$")
+
+
+def _cell(text: str) -> str:
+    """A table cell; numbers align right, long text gets room to breathe."""
+    kind = "num" if _NUMBER.match(text) else "long" if len(text) > 120 else (
+        "text" if len(text) > 40 else "")
+    attribute = f" class='{kind}'" if kind else ""
+    return f"<td{attribute}>{html.escape(text)}</td>"
 
 
 def render_html(title: str, summary: dict, sections: Sequence[Section]) -> str:
@@ -263,11 +278,18 @@ def render_html(title: str, summary: dict, sections: Sequence[Section]) -> str:
         parts.append(f"<h2>{e(section.title)}</h2>")
         if section.intro:
             parts.append(f"<p>{e(section.intro)}</p>")
-        parts.append("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in section.headers)
-                     + "</tr></thead><tbody>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
-                  for row in section.rows]
-        parts.append("</tbody></table>")
+        below = section.last_column_below
+        headers = section.headers[:-1] if below else section.headers
+        parts.append("<div class='scroll'><table><thead><tr>"
+                     + "".join(f"<th>{e(h)}</th>" for h in headers) + "</tr></thead><tbody>")
+        for row in section.rows:
+            parts.append(("<tr class='above'>" if below else "<tr>")
+                         + "".join(_cell(c) for c in (row[:-1] if below else row)) + "</tr>")
+            if below:
+                parts.append(f"<tr class='below'><td colspan='{len(headers)}'>"
+                             f"<span class='label'>{e(section.headers[-1])}:</span> {e(row[-1])}"
+                             f"</td></tr>")
+        parts.append("</tbody></table></div>")
         parts += [f"<p>{e(note)}</p>" for note in section.notes]
         if section.image:
             parts.append(f"<img src='{e(section.image)}' alt='{e(section.title)} plot'>")

@@ -108,7 +108,11 @@ def _write_json(path: Path, data: dict) -> None:
 def _prepare(out_dir: Path, config: dict) -> tuple[dict, list[dict]]:
     """Start a new run folder or reopen a matching one: (recorded config, finished rows)."""
     if (out_dir / CONFIG).is_file():
-        recorded = json.loads((out_dir / CONFIG).read_text(encoding="utf-8"))
+        try:
+            recorded = json.loads((out_dir / CONFIG).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{out_dir / CONFIG} is damaged ({exc.msg}); use a new --out "
+                            f"folder.") from exc
         differ = config_differences(recorded, config)
         if differ:
             raise UserError(f"{out_dir} holds an eval run with a different configuration "
@@ -181,8 +185,8 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
               f"runs; set QA_TEMPERATURE=0 for a repeatable evaluation", file=sys.stderr)
     store = assistant.retriever.store
     out_dir = out_dir or default_out_dir(questions_path, settings)
-    config = run_configuration(used_settings, store.manifest_hash, assistant.retriever.embedder.name,
-                               questions_path, judge)
+    config = run_configuration(used_settings, store.manifest_hash,
+                               assistant.retriever.embedder.name, questions_path, judge)
     recorded, rows = _prepare(out_dir, config)
 
     done = {row["id"] for row in rows}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-import httpx
 import ollama
 import openai
 import pytest
@@ -216,11 +215,6 @@ def test_make_generator_picks_the_backend_from_settings():
         make_generator(Settings(backend="llamafile"))
 
 
-def test_httpx_is_what_the_ollama_client_uses():
-    # The error mapping relies on the ollama client raising httpx exceptions while streaming.
-    assert isinstance(ollama.Client(host=closed_port_url())._client, httpx.Client)
-
-
 # -- Embedded llama.cpp with the packaged models ------------------------------------------------
 
 
@@ -290,6 +284,19 @@ def test_embedded_timeout_names_qa_timeout_s(smollm2, tmp_path):
     with pytest.raises(BackendError, match="QA_TIMEOUT_S"):
         generate(impatient, options=GenerationOptions(max_tokens=30))
     # The lock was released: the shared model still answers.
+    assert "".join(generate(smollm2, options=GenerationOptions(max_tokens=3)))
+
+
+@pytest.mark.slow
+def test_embedded_model_answers_one_question_at_a_time(smollm2, tmp_path):
+    from qa.backends.embedded import EmbeddedGenerator
+
+    unfinished = smollm2.generate(PROMPT, GenerationOptions(max_tokens=20))
+    assert next(unfinished)  # holds the shared model until closed
+    impatient = EmbeddedGenerator(Settings(data_dir=tmp_path, timeout_s=0.2))
+    with pytest.raises(BackendError, match="busy with another answer"):
+        generate(impatient)
+    unfinished.close()
     assert "".join(generate(smollm2, options=GenerationOptions(max_tokens=3)))
 
 

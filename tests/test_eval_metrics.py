@@ -1,4 +1,4 @@
-"""Each evaluation metric on hand-made Answers and Hits, checked against values worked out by hand."""
+"""Each evaluation metric on hand-made Answers and Hits, against values worked out by hand."""
 
 from __future__ import annotations
 
@@ -41,12 +41,13 @@ def cite(n: int, passage: Hit) -> Citation:
 # --- key facts -------------------------------------------------------------------------------
 
 def test_normalise_folds_case_quotes_dashes_and_whitespace():
-    assert normalise("  “Assad’s\u00a0ALLY”\n—  Lavrov – ok ") == "\"assad's ally\"-lavrov-ok"
+    text = "  “Assad’s\u00a0ALLY”\n—  Lavrov – ok "
+    assert normalise(text) == "\"assad's ally\"-lavrov-ok"
 
 
 def test_key_facts_match_across_curly_quotes_dashes_case_and_markers():
-    facts = ["“Assad is not our ally”", "marriage of convenience", "Sergei Lavrov—Foreign Minister",
-             "Tartus"]
+    facts = ["“Assad is not our ally”", "marriage of convenience",
+             "Sergei Lavrov—Foreign Minister", "Tartus"]
     text = ('Lavrov said "Assad is [2] not our ally" [1]. It is a Marriage  of\nconvenience. '
             "Sergei Lavrov – foreign minister.")
     assert key_fact_hits(facts, text) == [True, True, True, False]
