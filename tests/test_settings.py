@@ -37,3 +37,11 @@ def test_bad_values_get_one_line_errors(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)
     with pytest.raises(UserError, match=message):
         Settings.from_env()
+
+
+def test_readme_carries_the_metric_definitions():
+    from eval.metrics import METRIC_DEFINITIONS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = METRIC_DEFINITIONS.split("\n", 1)[1]  # without its heading
+    assert body.strip() in readme, "README's metric definitions differ from eval/metrics.py"
