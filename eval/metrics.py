@@ -90,8 +90,8 @@ _QUOTES = str.maketrans({**dict.fromkeys("‘’‚‛′`", "'"), **dict.fromke
 # Any hyphen or dash with the spaces around it: "Lavrov — Foreign" matches "Lavrov-Foreign".
 _DASHES = re.compile(r"\s*[-\u2010-\u2015\u2212\u2043\ufe58\ufe63\uff0d]\s*")
 _DRAFT_NOTE = "model draft: "
-_INVALID_NOTE = re.compile(r"^(\d+) citation markers pointed at no passage")
-_UNSUPPORTED_NOTE = re.compile(r"^(\d+) sentences not supported by the passages were removed")
+_INVALID_NOTE = re.compile(r"^(\d+) citation markers? pointed at no passage")
+_UNSUPPORTED_NOTE = re.compile(r"^(\d+) sentences? not supported by the passages (?:was|were) removed")
 
 
 def normalise(text: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from index.chunking import normalize_for_search, split_sentences
 
 from .contracts import AnswerSentence, Citation, Hit
-from .textmatch import content_stems, coverage, role_swaps
+from .textmatch import content_stems, coverage, polarity_flips, role_swaps
 
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
@@ -106,7 +106,7 @@ def support(claim: str, hit: Hit, question: str = "") -> Support:
               for w in windows]
     score, _, best = max(scored, key=lambda item: (item[0], item[1]))
     window_text = normalize_for_search(best.text)
-    swaps = role_swaps(claim, window_text)
+    swaps = role_swaps(claim, window_text) + polarity_flips(claim, window_text)
     asked = set(content_stems(question))
     claim_stems = content_stems(claim)
     present = set(content_stems(window_text))

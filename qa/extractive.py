@@ -45,7 +45,8 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
         n, hit, sentence = candidates[i]
         # Shown without the document's footnote marks ("said[49]"), which would read as
         # citations; the citation itself keeps the exact quote and offsets.
-        text = f"“{normalize_for_search(sentence.text)}” [{n}]"
+        quoted = normalize_for_search(sentence.text).strip("“”\"")
+        text = f"“{quoted}” [{n}]"
         sentences.append(AnswerSentence(text, (n,), True))
         citations.append(make_citation(n, hit, sentence, 1.0))
     lead = "The model's own wording could not be verified; the closest evidence says:"

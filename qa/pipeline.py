@@ -32,6 +32,14 @@ _REFUSAL = re.compile(r"documents? (?:do|does) not (?:say|answer|mention)|not (?
                       r" in the (?:passages|documents)|no information", re.IGNORECASE)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _were(n: int) -> str:
+    return "was" if n == 1 else "were"
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
@@ -55,9 +63,11 @@ class Assistant:
         return self._generator
 
     def backend_label(self) -> tuple[str, str]:
+        """Backend and model names, without loading a model just to name it."""
         if self._generator is not None:
             return self._generator.backend, self._generator.model
-        return self.settings.backend, self.settings.model or "default"
+        default_model = {"embedded": "smollm2", "ollama": "llama3.2", "openai": "default"}
+        return self.settings.backend, self.settings.model or default_model[self.settings.backend]
 
     def score_sentences(self, question: str, sentences: list[str]) -> list[float]:
         """Cosine similarity of each sentence to the question (for extractive answers)."""
@@ -111,11 +121,18 @@ class Assistant:
                                         stop=("\nQuestion:", "\n\n\n", "Passages:"))
             pieces: list[str] = []
             first_token_s = None
-            for piece in generator.generate(fitted.prompt, options):
-                if first_token_s is None:
-                    first_token_s = time.perf_counter() - started
-                pieces.append(piece)
-                yield Event("token", piece)
+            stream = generator.generate(fitted.prompt, options)
+            try:
+                for piece in stream:
+                    if first_token_s is None:
+                        first_token_s = time.perf_counter() - started
+                    pieces.append(piece)
+                    yield Event("token", piece)
+            finally:
+                # A consumer that stops early (a browser that left) frees the model at once.
+                close = getattr(stream, "close", None)
+                if close:
+                    close()
         except BackendError as exc:
             yield Event("error", str(exc))
             fallback = self._from_evidence(replace(base, error=str(exc)), standalone, hits)
@@ -148,11 +165,11 @@ class Assistant:
         checked = verify(raw, hits, self.settings.min_support, question)
         notes = list(base.notes) + [f"model draft: {' '.join(raw.split())[:1000]}"]
         if checked.invalid_markers:
-            notes.append(f"{checked.invalid_markers} citation markers pointed at no passage "
-                         f"and were removed")
+            notes.append(f"{_count(checked.invalid_markers, 'citation marker')} pointed at no "
+                         f"passage and {_were(checked.invalid_markers)} removed")
         if checked.unsupported:
-            notes.append(f"{checked.unsupported} sentences not supported by the passages "
-                         f"were removed")
+            notes.append(f"{_count(checked.unsupported, 'sentence')} not supported by the "
+                         f"passages {_were(checked.unsupported)} removed")
         supported = [s for s in checked.sentences if s.supported]
         if supported:
             return replace(base, answer=checked.text, sentences=tuple(supported),

@@ -8,6 +8,9 @@ from functools import lru_cache
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d+(?:[.,]\d+)*")
 
 # Function words carry no claim; leaving them out keeps support scores about content.
+NEGATIONS = frozenset({"not", "no", "never", "nor", "neither", "without", "cannot", "n't",
+                       "none", "nobody", "nothing"})
+
 STOPWORDS = frozenset("""
 a an the and or but if then else of to in on at by for with from as into onto over under about
 than that this these those there here it its it's is are was were be been being has have had do
@@ -109,3 +112,30 @@ def role_swaps(claim: str, source: str, before: int = 10, after: int = 3) -> lis
             if stem not in swaps:
                 swaps.append(stem)
     return swaps
+
+
+def _negated_stems(text: str, reach: int = 3) -> tuple[set[str], set[str]]:
+    """(stems preceded by a negation within `reach` words, all content stems) of a text."""
+    words = [w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+", text)]
+    negated, stems = set(), set()
+    last_negation = -100
+    for i, word in enumerate(words):
+        if word in NEGATIONS or word.endswith("n't"):
+            last_negation = i
+            continue
+        if word in STOPWORDS:
+            continue
+        stem = _stemmer().stemWord(word.strip("'"))
+        stems.add(stem)
+        if i - last_negation <= reach:
+            negated.add(stem)
+    return negated, stems
+
+
+def polarity_flips(claim: str, source: str) -> list[str]:
+    """Content words negated in one text but asserted in the other ("is not their red line"
+    against "is a red line")."""
+    claim_negated, claim_stems = _negated_stems(claim)
+    source_negated, source_stems = _negated_stems(source)
+    shared = claim_stems & source_stems
+    return sorted(stem for stem in shared if (stem in claim_negated) != (stem in source_negated))

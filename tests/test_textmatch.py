@@ -63,3 +63,15 @@ def test_claim_adding_an_unrelated_name_is_not_supported():
     assert not support(claim, hit, question).holds(0.5)
     assert support("Ryabkov said there are no contradictions between Russia and Iran over Syria.",
                    hit, "What did Ryabkov say?").holds(0.5)
+
+
+def test_negation_flip_is_not_support():
+    from qa.citations import support
+    from qa.contracts import Hit
+
+    text = ("What we can infer from the Russian officials’ statements is that Assad is not their "
+            "red line and any non-extremist government that can maintain stability in Syria is "
+            "acceptable to Russia.")
+    hit = Hit(1, 1.0, "d", "T", "d.txt", 0, len(text), text)
+    assert not support("For Russia, Assad is a red line.", hit).holds(0.5)
+    assert support("For Russia, Assad is not a red line.", hit).holds(0.5)

@@ -15,9 +15,9 @@ from qa.pipeline import Assistant
 from qa.retrieve import check_question
 
 from .documents import document_info, get_document
-from .sse import sse_stream
+from .sse import closing_threadpool_stream, sse_stream
 
-router = APIRouter(prefix="/api", tags=["answers"])
+router = APIRouter(prefix="/api")
 
 MAX_HISTORY_TURNS = 20
 
@@ -95,7 +95,8 @@ def parse_history(raw: str | None) -> list[Turn]:
             f"'question', 'standalone_question' and 'answer' strings.")) from exc
 
 
-@router.post("/ask", response_model=Answer, summary="Answer a question with cited quotes")
+@router.post("/ask", response_model=Answer, tags=["answers"],
+             summary="Answer a question with cited quotes")
 def ask(request: Request, body: AskRequest) -> dict:
     """The verified answer, its citations (quote == document text[start:end]) and passages."""
     question = checked_question(request, body.question)
@@ -113,7 +114,8 @@ STREAM_DOC = """Server-sent events, each with JSON data:
 """
 
 
-@router.get("/ask/stream", summary="Answer a question as server-sent events",
+@router.get("/ask/stream", tags=["answers"],
+            summary="Answer a question as server-sent events",
             description=STREAM_DOC, response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 def ask_stream(request: Request,
@@ -125,11 +127,13 @@ def ask_stream(request: Request,
     question = checked_question(request, question)
     turns = parse_history(history)
     events = assistant_of(request).stream(question, turns)
-    return StreamingResponse(sse_stream(events), media_type="text/event-stream",
+    return StreamingResponse(closing_threadpool_stream(sse_stream(events)),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/search", response_model=SearchResponse, summary="Retrieve passages only")
+@router.get("/search", response_model=SearchResponse, tags=["answers"],
+            summary="Retrieve passages only")
 def search(request: Request,
            q: Annotated[str, Query(description="What to look for.")],
            k: Annotated[int, Query(ge=1, le=50, description="How many passages.")] = 5) -> dict:

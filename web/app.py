@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -179,7 +179,8 @@ def serve(settings: Settings) -> None:
     """Run the app with uvicorn on settings.host:settings.port until interrupted."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    log.setLevel(logging.INFO)
     # Loaded before uvicorn starts, so a missing model or corpus is one clear line, not a trace.
     assistant = load_or_build_assistant(settings)
     log.info("Serving %d documents on http://%s:%d/", len(assistant.retriever.store.documents),

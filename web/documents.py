@@ -87,3 +87,17 @@ def segments(text: str, quote: tuple[int, int] | None,
         inside = passage is not None and passage[0] <= left and right <= passage[1]
         out.append(Segment("passage" if inside else "plain", text[left:right]))
     return [s for s in out if s.text]
+
+
+# A line break after 50+ characters, unless a numbered or upper-case heading line follows.
+_WRAPPED_LINE_END = re.compile(r"(?<=[^\n]{50})\n(?![\n\s]*(?:\d+(?:\.\d+)*\.?\s+[A-Z]"
+                               r"|[A-Z][A-Z0-9 ,:&'’()-]{6,}\n))")
+
+
+def reflow(text: str) -> str:
+    """Hard-wrapped lines joined for reading: a line break after a long line becomes a space.
+
+    Same length as `text`, so every offset still points at the same character; blank lines
+    (paragraphs) and breaks before heading-like lines stay.
+    """
+    return _WRAPPED_LINE_END.sub(" ", text)

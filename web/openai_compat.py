@@ -19,6 +19,8 @@ from qa.followup import standalone_question
 from qa.pipeline import Assistant
 from qa.retrieve import check_question
 
+from .sse import closing_threadpool_stream
+
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 
 MODEL_ID = "qa-cited"
@@ -126,7 +128,8 @@ def chat_completions(request: Request, body: ChatRequest):
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
-        return StreamingResponse(_stream(assistant, question, turns, completion_id, created),
+        chunks = _stream(assistant, question, turns, completion_id, created)
+        return StreamingResponse(closing_threadpool_stream(chunks),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
     answer = assistant.ask(question, turns)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from .documents import containing_passage, document_info, get_document, segments, valid_span
+from .documents import containing_passage, document_info, get_document, reflow, segments, valid_span
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,5 +45,5 @@ def document_page(request: Request, doc_id: str,
     quote = valid_span(start, end, len(text))
     passage = containing_passage(store, record.doc_id, quote) if quote else None
     return render(request, "document.html", active="documents", doc=document_info(record),
-                  segments=segments(text, quote, passage), quote=quote,
+                  segments=segments(reflow(text), quote, passage), quote=quote, passage=passage,
                   span_requested=start is not None or end is not None, n_chars=len(text))

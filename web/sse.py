@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
+
+import anyio
+from starlette.concurrency import iterate_in_threadpool
 
 from qa.contracts import Answer, Event
 
@@ -43,3 +46,28 @@ def sse_stream(events: Iterable[Event]) -> Iterator[str]:
         yield format_sse("error", {"message": "The answer failed on the server; "
                                               "try again or check the server log.",
                                    "fatal": True})
+    finally:
+        _close(events)
+
+
+def _close(iterator) -> None:
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
+async def closing_threadpool_stream(chunks: Iterator[str]) -> AsyncIterator[str]:
+    """Run a blocking iterator in worker threads and close it as soon as the client goes away.
+
+    Without the explicit close, a half-read answer stays suspended inside the model backend
+    (holding its one-request-at-a-time lock) until the garbage collector happens to run.
+    """
+    try:
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
+    finally:
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(_close, chunks)
+            except ValueError:  # still running in a worker: it ends when that step returns
+                log.warning("could not close an abandoned answer stream")

@@ -14,8 +14,8 @@
   var maxChars = parseInt(form.getAttribute("data-max-chars"), 10) || 2000;
 
   var MARKER = /\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]/g;
-  var HISTORY_TURNS = 5;       // earlier turns sent with a follow-up
-  var HISTORY_ANSWER_CHARS = 1500;
+  var HISTORY_TURNS = 3;       // earlier turns sent with a follow-up (they ride in the URL)
+  var HISTORY_ANSWER_CHARS = 500;
   var CONTEXT_CHARS = 180;     // passage text shown around a quote
   var history = [];            // finished turns: {question, standalone_question, answer}
   var busy = false;
@@ -181,15 +181,19 @@
     });
   }
 
+  /* "1 sentences ... were removed" -> "1 sentence ... was removed", capitalised, with a full stop. */
+  function sentence(note) {
+    var one = /^1 ((?:[\w-]+ )*?)(sentence|marker|passage|citation)s\b/;
+    if (one.test(note)) note = note.replace(one, "1 $1$2").replace(/ were /, " was ");
+    return note.charAt(0).toUpperCase() + note.slice(1) + (/[.!?]$/.test(note) ? "" : ".");
+  }
+
   function renderNotes(turn, answer) {
     var list = part(turn.root, ".notes");
     var notes = visibleNotes(answer.notes);
-    if (answer.mode === "extractive" && !answer.error) {
-      notes.unshift("The model's wording could not be verified against the passages, so the answer quotes them directly.");
-    }
     list.textContent = "";
     notes.forEach(function (note) {
-      list.appendChild(make("li", null, note.charAt(0).toUpperCase() + note.slice(1) + (/[.!?]$/.test(note) ? "" : ".")));
+      list.appendChild(make("li", null, sentence(note)));
     });
     list.hidden = notes.length === 0;
   }
@@ -373,9 +377,10 @@
       close();
       finish(turn, data);
     });
-    /* A connection error (there is no "error" data): the server is down or refused the request. */
-    source.onerror = function () {
-      if (turn.closed) return;
+    /* A connection error: the server is down or refused the request. The server's own "error"
+       events reach this handler too, as MessageEvents with data: those are handled above. */
+    source.onerror = function (event) {
+      if (turn.closed || event instanceof MessageEvent) return;
       close();
       fail(turn, turn.events ? "The connection to the server was lost before the answer was finished."
                              : "The server did not answer. Check that it is running, then ask again.");
