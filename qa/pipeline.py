@@ -11,10 +11,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
-import numpy as np
 
 from index.chunking import normalize_for_search
-from index.errors import UserError
 
 from .abstain import EvidenceSignal, corpus_vocabulary, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator

@@ -55,7 +55,6 @@ def test_text_output_streams_then_lists_sources(ask_index: Path):
 
 
 def test_unreachable_ollama_fails_fast_with_passages(ask_index: Path):
-    import os
     import time
     started = time.monotonic()
     result = run(["ask", "--json", "--backend", "ollama", "Why does Tartus matter to Russia?"],

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from conftest import SEEDS, make_assistant
+from conftest import SEEDS, make_assistant, live_server
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
@@ -355,23 +352,6 @@ def test_html_is_escaped_everywhere(tmp_path, hashing_embedder):
         assert "&lt;script&gt;window.__xss=1&lt;/script&gt;" in page
 
 
-@contextmanager
-def live_server(app):
-    """Serve `app` with uvicorn on a free loopback port in a thread; yield its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline and thread.is_alive():
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 class OneAtATimeGenerator(ReplayGenerator):

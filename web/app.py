@@ -183,6 +183,10 @@ def serve(settings: Settings) -> None:
     log.setLevel(logging.INFO)
     # Loaded before uvicorn starts, so a missing model or corpus is one clear line, not a trace.
     assistant = load_or_build_assistant(settings)
+    try:  # load the model now too, so the first question is not the slow one
+        assistant.generator
+    except BackendError as exc:
+        log.warning("%s -- the server still answers with retrieved passages.", exc)
     log.info("Serving %d documents on http://%s:%d/", len(assistant.retriever.store.documents),
              settings.host, settings.port)
     uvicorn.run(create_app(settings, assistant), host=settings.host, port=settings.port,
