@@ -49,6 +49,5 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
         text = f"“{quoted}” [{n}]"
         sentences.append(AnswerSentence(text, (n,), True))
         citations.append(make_citation(n, hit, sentence, 1.0))
-    lead = "The model's own wording could not be verified; the closest evidence says:"
-    answer = lead + " " + " ".join(s.text for s in sentences)
+    answer = "The documents say: " + " ".join(s.text for s in sentences)
     return answer, tuple(sentences), tuple(citations)

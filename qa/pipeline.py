@@ -154,8 +154,11 @@ class Assistant:
 
     def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit]) -> Answer:
         text, sentences, citations = extractive_answer(question, hits, self.score_sentences)
+        why = ("the model backend failed" if base.error else
+               "nothing the model wrote was supported by the passages")
         return replace(base, answer=text, sentences=sentences, citations=citations,
-                       mode="extractive")
+                       mode="extractive", notes=base.notes + (
+                           f"answered with quotes from the passages: {why}",))
 
     def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
                   signal: EvidenceSignal) -> Answer:
