@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -31,6 +32,11 @@ from .errors import IndexDamaged, IndexMismatch, IndexMissing
 
 FORMAT_VERSION = 1
 REBUILD_HINT = "rebuild it with: qa index --rebuild"
+
+
+def _quiet_bm25s() -> None:
+    """bm25s sets its own logger to DEBUG on import; its progress chatter is not for users."""
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 
 @lru_cache(maxsize=1)
@@ -116,6 +122,7 @@ def open_index(data_dir: Path) -> IndexStore:
     import bm25s
     import faiss
 
+    _quiet_bm25s()
     link = index_link(data_dir)
     if not link.exists():
         raise IndexMissing(f"No index found in {data_dir}: build one with: qa index")
@@ -155,6 +162,7 @@ def write_index(data_dir: Path, documents: list[Document], passages: list[Passag
     import bm25s
     import faiss
 
+    _quiet_bm25s()
     builds = data_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
     build = builds / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"

@@ -207,6 +207,5 @@ def eval_command(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    logging.getLogger("bm25s").setLevel(logging.ERROR)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     app()
