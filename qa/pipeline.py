@@ -173,8 +173,20 @@ class Assistant:
                          f"passages {_were(checked.unsupported)} removed")
         supported = [s for s in checked.sentences if s.supported]
         if supported:
-            return replace(base, answer=checked.text, sentences=tuple(supported),
-                           citations=checked.citations, mode="model", notes=tuple(notes))
+            sentences, citations = list(supported), list(checked.citations)
+            # Tiny models answer thinly ("They disagree on Assad [2]."): follow with the
+            # closest evidence, quoted, unless the model already cited that passage.
+            _, quoted, quote_citations = extractive_answer(question, hits, self.score_sentences,
+                                                           max_quotes=1)
+            cited = {c.n for c in citations}
+            for sentence, citation in zip(quoted, quote_citations):
+                if citation.n not in cited:
+                    sentences.append(replace(sentence, text="The documents say: " + sentence.text))
+                    citations.append(citation)
+            citations.sort(key=lambda c: c.n)
+            return replace(base, answer=" ".join(s.text for s in sentences),
+                           sentences=tuple(sentences), citations=tuple(citations), mode="model",
+                           notes=tuple(notes))
         if _REFUSAL.search(raw) or raw.strip().startswith(NOT_IN_DOCUMENTS[:17]):
             # The model read the passages and found no answer, and nothing it wrote is
             # supported: say so rather than pass off loosely related quotes as an answer.

@@ -42,7 +42,8 @@ def test_non_stream_returns_the_verified_answer_with_sources_and_citations(serve
     assert content.startswith(sentence) and "moon base" not in content
     answer_part, sources = content.split("\n\nSources:\n")
     citations = completion.model_extra["citations"]
-    assert [c["n"] for c in citations] == [1]
+    assert citations[0]["n"] == 1 and len(citations) <= 2  # the model's own, plus one quote
+    assert all(f'[{c["n"]}]' in answer_part for c in citations)
     store = assistant.retriever.store
     for citation in citations:
         assert citation["quote"] == store.document_text(citation["doc_id"])[

@@ -82,7 +82,7 @@ def test_ask_returns_the_verified_answer_with_exact_quotes(client, supported_rep
     assert any("not supported" in note for note in answer["notes"])
     assert answer["backend"] == "replay" and answer["model"] == "replay"
     assert set(answer["timings"]) >= {"retrieval_ms", "first_token_ms", "total_ms"}
-    assert [c["n"] for c in answer["citations"]] == [1]
+    assert answer["citations"][0]["n"] == 1 and len(answer["citations"]) <= 2
     for citation in answer["citations"]:
         text = doc_text(client, citation["doc_id"])
         assert citation["quote"] == text[citation["start"]:citation["end"]]
