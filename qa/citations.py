@@ -11,6 +11,8 @@ from index.chunking import normalize_for_search, split_sentences
 from .contracts import AnswerSentence, Citation, Hit
 from .textmatch import content_stems, coverage, polarity_flips, role_swaps
 
+_LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|she|her|such)\b",
+                        re.IGNORECASE)
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
@@ -153,6 +155,11 @@ def verify(answer: str, hits: Sequence[Hit], min_support: float, question: str =
         claim = strip_markers(raw)
         if len(claim.split()) < 3 and not markers(raw):
             continue  # stray fragments ("Answer:", "1.")
+        if kept and not kept[-1].supported and _LEANS_BACK.match(claim):
+            # "This link also ..." after a removed sentence: its subject is gone with it.
+            unsupported += 1
+            kept.append(AnswerSentence(claim, (), False))
+            continue
         cited = markers(raw)
         valid = [n for n in cited if 1 <= n <= len(hits)]
         invalid += len(cited) - len(valid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from index.chunking import normalize_for_search
 
@@ -14,40 +15,49 @@ from .textmatch import coverage
 SentenceScorer = Callable[[str, list[str]], list[float]]
 
 
-def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None,
-                      max_quotes: int = 2) -> tuple[str, tuple[AnswerSentence, ...], tuple[Citation, ...]]:
-    """The passage sentences closest to the question, quoted verbatim with their markers."""
-    candidates: list[tuple[int, Hit, SentenceSpan]] = []
-    for n, hit in enumerate(hits, start=1):
-        for sentence in passage_sentences(hit):
-            if len(sentence.text.split()) >= 6:
-                candidates.append((n, hit, sentence))
-    if not candidates:
-        return "", (), ()
-    texts = [" ".join(c[2].text.split()) for c in candidates]
-    semantic = scorer(question, texts) if scorer else [0.0] * len(texts)
-    # Meaning first, shared words second, and a little trust in the retriever's order.
-    scored = [(semantic[i] + 0.5 * coverage(question, texts[i]) - 0.02 * candidates[i][0], i)
-              for i in range(len(candidates))]
-    scored.sort(reverse=True)
-    chosen: list[int] = []
-    used_passages: set[int] = set()
-    for _, i in scored:
-        n = candidates[i][0]
-        if n in used_passages:
-            continue
-        chosen.append(i)
-        used_passages.add(n)
-        if len(chosen) == max_quotes:
-            break
-    sentences, citations = [], []
-    for i in sorted(chosen, key=lambda i: candidates[i][0]):
-        n, hit, sentence = candidates[i]
+@dataclass(frozen=True)
+class Evidence:
+    """A passage sentence ranked as evidence for a question."""
+
+    score: float
+    n: int  # number of the passage in the list shown to the model
+    hit: Hit
+    sentence: SentenceSpan
+
+    def as_answer(self) -> tuple[AnswerSentence, Citation]:
         # Shown without the document's footnote marks ("said[49]"), which would read as
         # citations; the citation itself keeps the exact quote and offsets.
-        quoted = normalize_for_search(sentence.text).strip("“”\"")
-        text = f"“{quoted}” [{n}]"
-        sentences.append(AnswerSentence(text, (n,), True))
-        citations.append(make_citation(n, hit, sentence, 1.0))
-    answer = "The documents say: " + " ".join(s.text for s in sentences)
-    return answer, tuple(sentences), tuple(citations)
+        quoted = normalize_for_search(self.sentence.text).strip("“”\"")
+        return (AnswerSentence(f"“{quoted}” [{self.n}]", (self.n,), True),
+                make_citation(self.n, self.hit, self.sentence, 1.0))
+
+
+def rank_evidence(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None
+                  ) -> list[Evidence]:
+    """Every sentence of the passages, best evidence first."""
+    candidates = [(n, hit, sentence) for n, hit in enumerate(hits, start=1)
+                  for sentence in passage_sentences(hit) if len(sentence.text.split()) >= 6]
+    if not candidates:
+        return []
+    texts = [normalize_for_search(c[2].text) for c in candidates]
+    semantic = scorer(question, texts) if scorer else [0.0] * len(texts)
+    # Meaning first, shared words second, and a little trust in the retriever's order.
+    ranked = [Evidence(semantic[i] + 0.5 * coverage(question, texts[i]) - 0.02 * n, n, hit, s)
+              for i, (n, hit, s) in enumerate(candidates)]
+    return sorted(ranked, key=lambda e: (-e.score, e.n, e.sentence.start))
+
+
+def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None,
+                      max_quotes: int = 2) -> tuple[str, tuple[AnswerSentence, ...], tuple[Citation, ...]]:
+    """The passage sentences closest to the question (one per passage), quoted with markers."""
+    chosen: list[Evidence] = []
+    for evidence in rank_evidence(question, hits, scorer):
+        if all(evidence.n != other.n for other in chosen):
+            chosen.append(evidence)
+        if len(chosen) == max_quotes:
+            break
+    pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
+    sentences = tuple(p[0] for p in pairs)
+    citations = tuple(p[1] for p in pairs)
+    answer = "The documents say: " + " ".join(s.text for s in sentences) if sentences else ""
+    return answer, sentences, citations

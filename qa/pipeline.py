@@ -18,7 +18,7 @@ from .abstain import EvidenceSignal, corpus_vocabulary, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator
 from .citations import verify
 from .contracts import Answer, Event, Hit, Turn
-from .extractive import extractive_answer
+from .extractive import extractive_answer, rank_evidence
 from .followup import standalone_question
 from .prompt import NOT_IN_DOCUMENTS, fit_prompt
 from .retrieve import Retriever, check_question, make_retriever
@@ -152,6 +152,21 @@ class Assistant:
         return replace(base, answer=ABSTAIN_TEXT, abstained=True, mode="abstained",
                        notes=base.notes + (f"abstained: {reason}",))
 
+    def _closing_quote(self, question: str, hits: Sequence[Hit], citations: Sequence
+                       ) -> tuple | None:
+        """The best evidence sentence to close a model answer with.
+
+        Tiny models answer thinly ("They disagree on Assad [2]."), so the answer ends with the
+        passage sentence closest to the question, quoted. One citation per passage number: a
+        sentence from an already cited passage is used only when it is that citation's quote.
+        """
+        quotes = {c.n: (c.start, c.end) for c in citations}
+        for evidence in rank_evidence(question, hits, self.score_sentences)[:10]:
+            span = (evidence.sentence.start, evidence.sentence.end)
+            if evidence.n not in quotes or quotes[evidence.n] == span:
+                return evidence.as_answer()
+        return None
+
     def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit]) -> Answer:
         text, sentences, citations = extractive_answer(question, hits, self.score_sentences)
         why = ("the model backend failed" if base.error else
@@ -174,16 +189,13 @@ class Assistant:
         supported = [s for s in checked.sentences if s.supported]
         if supported:
             sentences, citations = list(supported), list(checked.citations)
-            # Tiny models answer thinly ("They disagree on Assad [2]."): follow with the
-            # closest evidence, quoted, unless the model already cited that passage.
-            _, quoted, quote_citations = extractive_answer(question, hits, self.score_sentences,
-                                                           max_quotes=1)
-            cited = {c.n for c in citations}
-            for sentence, citation in zip(quoted, quote_citations):
-                if citation.n not in cited:
-                    sentences.append(replace(sentence, text="The documents say: " + sentence.text))
+            closing = self._closing_quote(question, hits, citations)
+            if closing:
+                sentence, citation = closing
+                sentences.append(replace(sentence, text="The documents say: " + sentence.text))
+                if all(c.n != citation.n for c in citations):
                     citations.append(citation)
-            citations.sort(key=lambda c: c.n)
+                citations.sort(key=lambda c: c.n)
             return replace(base, answer=" ".join(s.text for s in sentences),
                            sentences=tuple(sentences), citations=tuple(citations), mode="model",
                            notes=tuple(notes))

@@ -8,6 +8,19 @@ from functools import lru_cache
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d+(?:[.,]\d+)*")
 
 # Function words carry no claim; leaving them out keeps support scores about content.
+# Political writing names a state by its capital, its seat of power or its adjective ("Moscow",
+# "the Kremlin", "Russian" for Russia). Matching them as one actor lets "Moscow and Tehran
+# disagree" meet "Iran and Russia ... conflicting goal" in every lexical check below.
+ALIASES = {
+    "moscow": "russia", "kremlin": "russia", "russian": "russia", "russians": "russia",
+    "tehran": "iran", "iranian": "iran", "iranians": "iran",
+    "damascus": "syria", "syrian": "syria", "syrians": "syria",
+    "ankara": "turkey", "turkish": "turkey", "turks": "turkey",
+    "israeli": "israel", "israelis": "israel", "riyadh": "saudi",
+    "beijing": "china", "chinese": "china", "baghdad": "iraq", "iraqi": "iraq", "iraqis": "iraq",
+    "beirut": "lebanon", "lebanese": "lebanon",
+}
+
 NEGATIONS = frozenset({"not", "no", "never", "nor", "neither", "without", "cannot", "n't",
                        "none", "nobody", "nothing"})
 
@@ -36,12 +49,12 @@ def tokens(text: str) -> list[str]:
 
 
 def content_stems(text: str) -> list[str]:
-    """Stems of the words that carry content, in order."""
+    """Stems of the words that carry content, in order, with state aliases merged."""
     words = []
     for word in tokens(text):
         word = word[:-2] if word.endswith("'s") else word
         if word and word not in STOPWORDS:
-            words.append(word)
+            words.append(ALIASES.get(word, word))
     return _stemmer().stemWords(words)
 
 
@@ -71,7 +84,8 @@ def _entities(words: list[str]) -> dict[int, str]:
             run.append(i)
             continue
         if run:
-            key = _stemmer().stemWord(words[run[-1]].lower().replace("’", "'").strip("'-"))
+            last = words[run[-1]].lower().replace("’", "'").strip("'-")
+            key = _stemmer().stemWord(ALIASES.get(last, last))
             positions.update({j: key for j in run})
             run = []
     return positions

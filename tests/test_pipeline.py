@@ -148,3 +148,13 @@ def test_dropped_passages_are_reported_in_the_answer(hashing_seed_index, hashing
 def test_bad_questions_raise_user_errors(replay_assistant, question):
     with pytest.raises(UserError):
         replay_assistant("").ask(question)
+
+
+def test_sentence_leaning_on_a_removed_one_goes_too(replay_assistant):
+    probe = replay_assistant("", abstain_threshold=-1).ask(QUESTION)
+    n = passage_number(probe, "Iran stands for maintaining the current status quo")
+    reply = (f"The moon base decided everything in 1999 [{n}]. This shows that Iran stands for "
+             f"maintaining the current status quo [{n}].")
+    answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
+    assert "moon base" not in answer.answer and "This shows" not in answer.answer
+    assert any("2 sentences not supported" in note for note in answer.notes)
