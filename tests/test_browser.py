@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright import sync_api
 from conftest import ROOT, make_assistant, live_server
 
 from index.build import build_index
@@ -15,7 +16,6 @@ from qa.citations import passage_sentences
 from qa.settings import Settings
 from web.app import create_app
 
-sync_api = pytest.importorskip("playwright.sync_api")
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,9 @@ def squash(text: str) -> str:
 @pytest.fixture(scope="module")
 def chromium_browser():
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        # Never skipped: the browser tests are part of the suite; scripts/setup.sh installs it.
+        pytest.fail(f"{CHROMIUM} is not installed: run bash scripts/setup.sh "
+                    f"(it installs Debian's chromium)")
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
