@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 
+import openai
 import pytest
 from conftest import live_server
 
 from qa.citations import passage_sentences
 from web.app import create_app
 
-import openai
 
 QUESTION = "Where do Moscow and Tehran disagree on Assad?"
 
