@@ -28,9 +28,14 @@ def passage_number(answer, needle: str) -> int:
     return next(i for i, h in enumerate(answer.passages, 1) if needle in " ".join(h.text.split()))
 
 
-def test_supported_sentence_is_kept_with_its_quote(replay_assistant):
+def status_quo_passage(replay_assistant) -> int:
+    """Number of the shown passage that says Iran stands for the status quo."""
     probe = replay_assistant("", abstain_threshold=-1).ask(QUESTION)
-    n = passage_number(probe, "Iran stands for maintaining the current status quo")
+    return passage_number(probe, "Iran stands for maintaining the current status quo")
+
+
+def test_supported_sentence_is_kept_with_its_quote(replay_assistant):
+    n = status_quo_passage(replay_assistant)
     reply = (f"Iran stands for maintaining the current status quo while Russia does not rule out "
              f"a coalition government [{n}].")
     answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
@@ -47,8 +52,7 @@ def test_supported_sentence_is_kept_with_its_quote(replay_assistant):
 
 
 def test_swapped_actors_and_invalid_markers_never_reach_the_user(replay_assistant):
-    probe = replay_assistant("", abstain_threshold=-1).ask(QUESTION)
-    n = passage_number(probe, "Iran stands for maintaining the current status quo")
+    n = status_quo_passage(replay_assistant)
     reply = (f"Russia stands for maintaining the current status quo while Iran supports a "
              f"coalition government [{n}]. Assad will win the war [42].")
     answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
@@ -151,8 +155,7 @@ def test_bad_questions_raise_user_errors(replay_assistant, question):
 
 
 def test_sentence_leaning_on_a_removed_one_goes_too(replay_assistant):
-    probe = replay_assistant("", abstain_threshold=-1).ask(QUESTION)
-    n = passage_number(probe, "Iran stands for maintaining the current status quo")
+    n = status_quo_passage(replay_assistant)
     reply = (f"The moon base decided everything in 1999 [{n}]. This shows that Iran stands for "
              f"maintaining the current status quo [{n}].")
     answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
