@@ -10,8 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from qa.backends.base import GenerationOptions, Generator, Prompt
-from qa.citations import markers, split_answer, strip_markers, support
+from qa.citations import markers, split_answer, strip_markers
 from qa.contracts import Answer, Hit
+from qa.judge.base import Claim, SupportJudge
 
 from .questions import Question
 from .retrieval import GoldSpan, retrieval_scores
@@ -49,11 +50,10 @@ when its character span overlaps a gold quote of the question in the same docume
 - `citation_recall` and `citation_precision` follow ALCE (Gao et al., 2023, *Enabling Large
   Language Models to Generate Text with Citations*). The statements are the sentences of the answer
   the user sees, each with its citation markers; abstentions have none and are left out.
-  **The entailment judge is lexical, not NLI:** no NLI model is available offline, so "passages P
-  entail statement s" means `qa.citations.support(s, P).holds(min_support)` with P the
-  concatenation of the cited passages — at least `min_support` of the statement's content-word
-  stems occur in P and no actor is swapped. It cannot see negation or paraphrase, so it is more
-  lenient than ALCE's NLI model on reworded claims and stricter on paraphrases.
+  "Passages P entail statement s" is decided by the *evaluation judge* (`--judge-backend`,
+  default `llm:qwen-1.5b` without the lexical pre-filter), given the full text of the passages —
+  not the quotes the answer shows, and not necessarily the judge that built the answer; the run
+  records which judge graded it. A claim the judge was not sure of counts as not entailed.
   - `citation_recall`: share of an answer's statements that their cited passages, concatenated,
     entail (a statement without citations scores 0); averaged over answers.
   - `citation_precision`: share of an answer's citations that are relevant; averaged over answers
@@ -66,8 +66,8 @@ when its character span overlaps a gold quote of the question in the same docume
   citation — no citation at all, or no cited passage that alone entails it.
 - `invalid_marker_rate`: over all model drafts of the run, citation markers `[n]` that point at no
   passage shown to the model, divided by all markers in the drafts (a number repeated within one
-  sentence counts once). The draft is the model's raw text recorded in the answer's notes (its
-  first 1,000 characters); the invalid count is the one the pipeline reports there. Invalid
+  sentence counts once). The draft is the model's raw text (`draft` in the answer) and the invalid
+  count is the pipeline's (`invalid_markers`). Invalid
   markers are removed before the user sees the answer, so `invalid_markers_shown` — markers in the
   final answers that open no citation — must be 0.
 
@@ -89,9 +89,6 @@ out) and `total_ms` (the whole answer).
 _QUOTES = str.maketrans({**dict.fromkeys("‘’‚‛′`", "'"), **dict.fromkeys("“”„‟″«»", '"')})
 # Any hyphen or dash with the spaces around it: "Lavrov — Foreign" matches "Lavrov-Foreign".
 _DASHES = re.compile(r"\s*[-\u2010-\u2015\u2212\u2043\ufe58\ufe63\uff0d]\s*")
-_DRAFT_NOTE = "model draft: "
-_INVALID_NOTE = re.compile(r"^(\d+) citation markers? pointed at no passage")
-_UNSUPPORTED_NOTE = re.compile(r"^(\d+) sentences? not supported by the passages (?:was|were) removed")
 
 
 def normalise(text: str) -> str:
@@ -127,14 +124,31 @@ def judge_key_facts(generator: Generator, question: str, facts: Sequence[str], a
     return verdicts
 
 
-def entails(passages: Sequence[Hit], claim: str, min_support: float) -> bool:
-    """The offline entailment judge: `support` of the claim by the concatenated passages holds."""
-    if not passages:
-        return False
-    text = "\n\n".join(hit.text for hit in passages)
-    joint = Hit(rank=0, score=0.0, doc_id="joint", title="", source="", start=0, end=len(text),
-                text=text)
-    return support(claim, joint).holds(min_support)
+_QUOTED = re.compile(r"^[^“\"]{0,60}[:—-]?\s*[“\"](.+)[”\"]\W*$", re.S)
+
+
+def statement_of(sentence: str) -> str:
+    """What a shown sentence claims: a quoted sentence ('The documents say: “…” [2]') claims
+    that its source says the quoted words, so the quote is what gets judged."""
+    text = strip_markers(sentence)
+    quoted = _QUOTED.match(text)
+    return quoted.group(1).strip() if quoted else text
+
+
+class Entailment:
+    """`passages entail claim`, asked of a judge once per distinct (claim, passages) pair."""
+
+    def __init__(self, judge: SupportJudge) -> None:
+        self.judge = judge
+        self._seen: dict[Claim, bool] = {}
+
+    def __call__(self, passages: Sequence[Hit], claim: str) -> bool:
+        if not passages:
+            return False
+        key = Claim(claim, tuple(hit.text for hit in passages))
+        if key not in self._seen:
+            self._seen[key] = self.judge.judge([key])[0].supported
+        return self._seen[key]
 
 
 @dataclass(frozen=True)
@@ -158,18 +172,18 @@ class CitationScores:
         return self.relevant / self.citations if self.citations else 0.0
 
 
-def citation_scores(answer: Answer, min_support: float) -> CitationScores:
-    """ALCE citation recall/precision counts of the answer's sentences (entailment: `entails`)."""
+def citation_scores(answer: Answer, entails: Entailment) -> CitationScores:
+    """ALCE citation recall/precision counts of the answer's sentences, judged by `entails`."""
     statements = entailed = total = relevant = unsupported = 0
     for sentence in answer.sentences:
-        claim = strip_markers(sentence.text)
+        claim = statement_of(sentence.text)
         cited = [n for n in dict.fromkeys(sentence.citations) if 1 <= n <= len(answer.passages)]
         statements += 1
         total += len(set(sentence.citations))
-        alone = {n: entails([answer.passages[n - 1]], claim, min_support) for n in cited}
+        alone = {n: entails([answer.passages[n - 1]], claim) for n in cited}
         if not any(alone.values()):
             unsupported += 1
-        joint = entails([answer.passages[n - 1] for n in cited], claim, min_support)
+        joint = entails([answer.passages[n - 1] for n in cited], claim)
         if not joint:
             continue
         entailed += 1
@@ -178,35 +192,17 @@ def citation_scores(answer: Answer, min_support: float) -> CitationScores:
             continue
         for n in cited:
             rest = [answer.passages[m - 1] for m in cited if m != n]
-            if alone[n] or not entails(rest, claim, min_support):
+            if alone[n] or not entails(rest, claim):
                 relevant += 1
     return CitationScores(statements, entailed, total, relevant, unsupported)
 
 
-def draft_of(answer: Answer) -> str | None:
-    """The model's raw draft as recorded in the notes; None when the model was not asked."""
-    for note in answer.notes:
-        if note.startswith(_DRAFT_NOTE):
-            return note[len(_DRAFT_NOTE):]
-    return None
-
-
-def _note_count(answer: Answer, pattern: re.Pattern) -> int:
-    for note in answer.notes:
-        found = pattern.match(note)
-        if found:
-            return int(found.group(1))
-    return 0
-
-
 def draft_markers(answer: Answer) -> tuple[int, int] | None:
     """(all markers, invalid markers) of the model's draft; None when there was no draft."""
-    draft = draft_of(answer)
-    if draft is None:
+    if not answer.draft:
         return None
-    total = sum(len(markers(sentence)) for sentence in split_answer(draft))
-    invalid = _note_count(answer, _INVALID_NOTE)
-    return max(total, invalid), invalid  # the note counts the whole draft, the text is cut
+    total = sum(len(markers(sentence)) for sentence in split_answer(answer.draft))
+    return max(total, answer.invalid_markers), answer.invalid_markers
 
 
 def shown_invalid_markers(answer: Answer) -> int:
@@ -217,7 +213,7 @@ def shown_invalid_markers(answer: Answer) -> int:
 
 
 def question_metrics(question: Question, answer: Answer, retrieved: Sequence[Hit],
-                     spans: Sequence[GoldSpan], min_support: float,
+                     spans: Sequence[GoldSpan], entails: Entailment,
                      judged: Sequence[bool] | None = None) -> dict:
     """Every per-question value that the run summary aggregates."""
     values: dict = {"abstained": answer.abstained, "mode": answer.mode,
@@ -235,14 +231,14 @@ def question_metrics(question: Question, answer: Answer, retrieved: Sequence[Hit
     if judged is not None:
         values["key_fact_judge"] = share(list(judged))
         values["key_facts_judged"] = list(judged)
-    scores = citation_scores(answer, min_support)
+    scores = citation_scores(answer, entails)
     values.update({"statements": scores.statements, "statements_entailed": scores.entailed,
                    "statements_unsupported": scores.unsupported, "citations": scores.citations,
                    "citations_relevant": scores.relevant, "citation_recall": scores.recall,
                    "citation_precision": scores.precision})
     counted = draft_markers(answer)
     values["draft_markers"], values["draft_invalid_markers"] = counted or (None, None)
-    values["draft_unsupported_removed"] = _note_count(answer, _UNSUPPORTED_NOTE)
+    values["draft_unsupported_removed"] = len(answer.removed_sentences)
     values["invalid_markers_shown"] = shown_invalid_markers(answer)
     for key in LATENCY_KEYS:
         values[key] = answer.timings.get(key)

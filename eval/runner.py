@@ -21,11 +21,12 @@ from index.errors import UserError
 from qa.backends.base import BackendError
 from qa.settings import Settings
 
-from .metrics import judge_key_facts, question_metrics, summarise
+from .metrics import Entailment, judge_key_facts, question_metrics, summarise
 from .questions import Question, load_questions
 from .retrieval import gold_spans
 
 if TYPE_CHECKING:
+    from qa.judge import SupportJudge
     from qa.pipeline import Assistant
 
 CONFIG = "config.json"
@@ -53,12 +54,13 @@ def sha256_file(path: Path) -> str:
 
 
 def run_configuration(settings: Settings, manifest_hash: str, embedder: str, questions_path: Path,
-                      judge: bool) -> dict:
+                      judge: bool, citation_judge: str = "") -> dict:
     """What decides the answers of a run; a resumed run must match it."""
     return {"settings": settings_record(settings), "index_manifest_hash": manifest_hash,
             "embedder": embedder,
             "questions_file": str(questions_path), "questions_sha256": sha256_file(questions_path),
-            "judge": judge, "temperature": settings.temperature, "seed": settings.seed,
+            "judge": judge, "citation_judge": citation_judge,
+            "temperature": settings.temperature, "seed": settings.seed,
             "retrieve_k": RETRIEVE_K}
 
 
@@ -139,7 +141,7 @@ def _used_backend(rows: list[dict], assistant: Assistant) -> tuple[str, str]:
 
 
 def evaluate_question(assistant: Assistant, question: Question, texts_by_name: dict[str, str],
-                      judge: bool = False) -> dict:
+                      entails: Entailment, judge: bool = False) -> dict:
     """Answer one question, retrieve its top 10 separately, and score both: one results row."""
     settings = assistant.settings
     answer = assistant.ask(question.question)
@@ -156,7 +158,7 @@ def evaluate_question(assistant: Assistant, question: Question, texts_by_name: d
             except BackendError as exc:
                 print(f"judge failed on {question.id}: {exc}", file=sys.stderr)
     metrics = question_metrics(question, answer, retrieved, gold_spans(question, texts_by_name),
-                               settings.min_support, judged)
+                               entails, judged)
     return {"id": question.id, "type": question.type, "question": question.question,
             "answerable": question.answerable, "gold_answer": question.gold_answer,
             "key_facts": list(question.key_facts), "answer": answer.to_json(),
@@ -165,7 +167,8 @@ def evaluate_question(assistant: Assistant, question: Question, texts_by_name: d
 
 def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
              assistant: Assistant | None = None, progress: bool = True,
-             judge: bool = False) -> Path:
+             judge: bool = False, judge_backend: str | None = None,
+             citation_judge: SupportJudge | None = None) -> Path:
     """Evaluate the assistant on a question file; returns the run folder.
 
     An existing run folder with the same configuration is resumed (finished questions are
@@ -185,8 +188,11 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
               f"runs; set QA_TEMPERATURE=0 for a repeatable evaluation", file=sys.stderr)
     store = assistant.retriever.store
     out_dir = out_dir or default_out_dir(questions_path, settings)
+    citation_judge = citation_judge or make_eval_judge(used_settings, judge_backend)
     config = run_configuration(used_settings, store.manifest_hash,
-                               assistant.retriever.embedder.name, questions_path, judge)
+                               assistant.retriever.embedder.name, questions_path, judge,
+                               citation_judge.name)
+    entails = Entailment(citation_judge)
     recorded, rows = _prepare(out_dir, config)
 
     done = {row["id"] for row in rows}
@@ -198,7 +204,7 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
             disable=not progress, unit="question", desc="eval") as bar:
         for question in todo:
             try:
-                row = evaluate_question(assistant, question, texts_by_name, judge)
+                row = evaluate_question(assistant, question, texts_by_name, entails, judge)
             except UserError as exc:
                 raise UserError(f"question {question.id}: {exc}") from exc
             results.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -216,6 +222,21 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
 
     write_report(out_dir, summary, rows)
     return out_dir
+
+
+DEFAULT_EVAL_JUDGE = "llm:qwen-1.5b"
+
+
+def make_eval_judge(settings: Settings, spec: str | None):
+    """The judge that grades citations: 'KIND[:MODEL]', without the lexical pre-filter, so the
+    grading does not share the answer pipeline's cheap checks."""
+    from dataclasses import replace
+
+    from qa.judge import make_judge
+
+    kind, _, model = (spec or DEFAULT_EVAL_JUDGE).partition(":")
+    return make_judge(replace(settings, judge_prefilter=False, judge_threshold=0.0), kind,
+                      model or None)
 
 
 def build_summary(rows: list[dict], recorded: dict, config: dict, assistant: Assistant,

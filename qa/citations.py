@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from index.chunking import normalize_for_search, split_sentences
 
 from .contracts import AnswerSentence, Citation, Hit
-from .textmatch import content_stems, coverage, polarity_flips, role_swaps
+from .judge.base import Claim, SupportJudge
+from .textmatch import coverage
 
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|she|her|such)\b",
                         re.IGNORECASE)
@@ -74,52 +75,22 @@ def with_markers(claim: str, numbers: Sequence[int]) -> str:
     return f"{body} {' '.join(f'[{n}]' for n in numbers)}{end}"
 
 
-@dataclass(frozen=True)
-class Support:
-    """How well one passage backs one claim, and the passage sentence that backs it best."""
+def best_window(claim: str, hit: Hit) -> tuple[float, SentenceSpan | None]:
+    """The one or two consecutive passage sentences sharing most content words with the claim.
 
-    score: float
-    swapped: tuple[str, ...]
-    quote: SentenceSpan | None
-    anchored: bool = True  # the window also names what the question asked about
-
-    def holds(self, threshold: float) -> bool:
-        return (self.quote is not None and self.score >= threshold and not self.swapped
-                and self.anchored)
-
-
-def support(claim: str, hit: Hit, question: str = "") -> Support:
-    """How well the best one or two consecutive sentences of the passage back the claim.
-
-    Scoring against a short window rather than the whole passage matters: a passage that names
-    the question's actors in one sentence and some other official in another would otherwise
-    "support" a claim that pairs them wrongly. The window is also the quote the user sees.
-    When the claim restates the question ("the delegation that arrived in Moscow was X"), the
-    window must name that subject too, not just X.
+    This window is what the judge reads and what the user sees as the quote, so the quote is
+    exactly the text that was found to support the sentence.
     """
     sentences = passage_sentences(hit)
     if not sentences:
-        return Support(0.0, (), None)
+        return 0.0, None
     windows = list(sentences)
     for first, second in zip(sentences, sentences[1:]):
         windows.append(SentenceSpan(first.start, second.end,
                                     hit.text[first.start - hit.start:second.end - hit.start]))
-    scored = [(coverage(claim, normalize_for_search(w.text), min_matched=2), -len(w.text), w)
-              for w in windows]
+    scored = [(coverage(claim, normalize_for_search(w.text)), -len(w.text), w) for w in windows]
     score, _, best = max(scored, key=lambda item: (item[0], item[1]))
-    window_text = normalize_for_search(best.text)
-    swaps = role_swaps(claim, window_text) + polarity_flips(claim, window_text)
-    asked = set(content_stems(question))
-    claim_stems = content_stems(claim)
-    present = set(content_stems(window_text))
-    echoed = [stem for stem in claim_stems if stem in asked]
-    novel = [stem for stem in claim_stems if stem not in asked]
-    anchored = True
-    if len(set(echoed)) >= 2:
-        anchored = sum(1 for stem in echoed if stem in present) / len(echoed) >= 0.5
-    if novel:  # what the claim adds to the question must be in the window too
-        score = min(score, sum(1 for stem in novel if stem in present) / len(novel))
-    return Support(score, tuple(swaps), best, anchored)
+    return score, best
 
 
 def make_citation(n: int, hit: Hit, quote: SentenceSpan, score: float) -> Citation:
@@ -141,44 +112,81 @@ class Verified:
     def text(self) -> str:
         return " ".join(s.text for s in self.sentences if s.supported)
 
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(s.text for s in self.sentences if not s.supported)
 
-def verify(answer: str, hits: Sequence[Hit], min_support: float, question: str = "") -> Verified:
-    """Keep each sentence only if a passage it cites supports it.
 
-    A sentence whose cited passage does not back it, or that cites nothing valid, is checked
-    against every passage shown to the model and re-cited to the one that backs it best.
+@dataclass(frozen=True)
+class _Draft:
+    """One sentence of the model's draft, with the quotes it will be judged against."""
+
+    claim: str
+    cited: tuple[int, ...]  # valid markers the model wrote
+    windows: dict[int, SentenceSpan]  # passage number -> best window for this claim
+    ranked: tuple[int, ...]  # passage numbers by word overlap with the claim, best first
+
+
+def _claim_for(draft: _Draft, numbers: Sequence[int]) -> Claim:
+    return Claim(draft.claim, tuple(draft.windows[n].text for n in numbers))
+
+
+def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str = "") -> Verified:
+    """Keep each sentence only if the judge finds it supported by the quotes of its citations.
+
+    A sentence whose cited quotes do not back it, or that cites nothing valid, is judged once
+    more against the best-matching quote of the passage it shares most words with, and re-cited
+    to it when that holds. Judging happens in two batches so the judge can reuse its cache.
     """
-    kept: list[AnswerSentence] = []
-    citations: dict[int, Citation] = {}
-    invalid = unsupported = 0
+    drafts: list[_Draft | None] = []  # None: a sentence leaning on a removed one
+    invalid = 0
     for raw in split_answer(answer):
         claim = strip_markers(raw)
         if len(claim.split()) < 3 and not markers(raw):
             continue  # stray fragments ("Answer:", "1.")
-        if kept and not kept[-1].supported and _LEANS_BACK.match(claim):
+        cited = markers(raw)
+        valid = tuple(n for n in cited if 1 <= n <= len(hits))
+        invalid += len(cited) - len(valid)
+        windows, overlap = {}, {}
+        for n, hit in enumerate(hits, start=1):
+            score, window = best_window(claim, hit)
+            if window is not None:
+                windows[n], overlap[n] = window, score
+        ranked = tuple(sorted(windows, key=lambda n: -overlap[n]))
+        drafts.append(_Draft(claim, tuple(n for n in valid if n in windows), windows, ranked))
+
+    first = {i: _claim_for(d, d.cited) for i, d in enumerate(drafts) if d and d.cited}
+    verdicts = dict(zip(first, judge.judge(list(first.values())))) if first else {}
+    retry: dict[int, int] = {}
+    for i, d in enumerate(drafts):
+        if d is None or (i in verdicts and verdicts[i].supported):
+            continue
+        others = [n for n in d.ranked if n not in d.cited]
+        if others:
+            retry[i] = others[0]
+    if retry:
+        second = judge.judge([_claim_for(drafts[i], (n,)) for i, n in retry.items()])
+        for (i, n), verdict in zip(retry.items(), second):
+            if verdict.supported:
+                verdicts[i] = verdict
+                drafts[i] = _Draft(drafts[i].claim, (n,), drafts[i].windows, drafts[i].ranked)
+
+    kept: list[AnswerSentence] = []
+    # One citation per passage number, since a marker [n] opens one quote; the quote is the
+    # window of the sentence the judge was most sure of.
+    citations: dict[int, Citation] = {}
+    unsupported = 0
+    for i, d in enumerate(drafts):
+        verdict = verdicts.get(i)
+        leans_back = kept and not kept[-1].supported and _LEANS_BACK.match(d.claim)
+        if verdict is None or not verdict.supported or leans_back:
             # "This link also ..." after a removed sentence: its subject is gone with it.
             unsupported += 1
-            kept.append(AnswerSentence(claim, (), False))
+            kept.append(AnswerSentence(d.claim, (), False, verdict))
             continue
-        cited = markers(raw)
-        valid = [n for n in cited if 1 <= n <= len(hits)]
-        invalid += len(cited) - len(valid)
-        verdicts = {n: support(claim, hits[n - 1], question) for n in range(1, len(hits) + 1)}
-        backing = [(n, verdicts[n]) for n in valid if verdicts[n].holds(min_support)]
-        if not backing:  # wrong or missing marker: cite the passage that does back it, if any
-            others = [(n, v) for n, v in verdicts.items() if v.holds(min_support)]
-            backing = [max(others, key=lambda b: b[1].score)] if others else []
-        if not backing:
-            unsupported += 1
-            kept.append(AnswerSentence(claim, (), False))
-            continue
-        numbers = []
-        for n, verdict in backing:
-            numbers.append(n)
-            previous = citations.get(n)
-            if previous is None or verdict.score > previous.support:
-                citations[n] = make_citation(n, hits[n - 1], verdict.quote, verdict.score)
-        text = with_markers(claim, numbers)
-        kept.append(AnswerSentence(text, tuple(numbers), True))
-    ordered = tuple(citations[n] for n in sorted(citations))
+        for n in d.cited:
+            if n not in citations or verdict.score > citations[n].support:
+                citations[n] = make_citation(n, hits[n - 1], d.windows[n], verdict.score)
+        kept.append(AnswerSentence(with_markers(d.claim, d.cited), d.cited, True, verdict))
+    ordered = tuple(sorted(citations.values(), key=lambda c: (c.n, c.start)))
     return Verified(tuple(kept), ordered, invalid, unsupported)

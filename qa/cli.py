@@ -185,6 +185,9 @@ def eval_command(
     k: Optional[int] = typer.Option(None, "-k", help="Passages shown to the model (QA_TOP_K)."),
     mode: Optional[str] = typer.Option(None, help="hybrid, dense or bm25."),
     judge: bool = typer.Option(False, "--judge", help="Also judge key facts with the model."),
+    judge_backend: Optional[str] = typer.Option(None, "--judge-backend", help="Judge that grades "
+                                                "citations, KIND[:MODEL] (default llm:qwen-1.5b)"
+                                                "; pick one other than the answer's QA_JUDGE."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
 ) -> None:
     """Run a question set and write results, a summary and a report with plots."""
@@ -200,10 +203,56 @@ def eval_command(
 
         settings = Settings.from_env(data_dir=data_dir, backend=backend, model=model, top_k=k,
                                      retrieval_mode=mode)
-        run_dir = run_eval(questions, out, settings, judge=judge)
+        run_dir = run_eval(questions, out, settings, judge=judge, judge_backend=judge_backend)
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"Report: {run_dir / 'report.html'}  (summary: {run_dir / 'summary.json'})")
+
+
+@app.command("check")
+def check_command(
+    pairs: Path = typer.Argument(..., help='Claim/evidence pairs (.jsonl): {"id", "claim", '
+                                 '"evidence"} per line; evidence is a text or a list of texts.'),
+    evaluate: bool = typer.Option(False, "--eval", help="Lines carry 'label': print precision, "
+                                  "recall and F1 on 'supported', the confusion by kind, ms/claim."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the verdict lines here "
+                                       "instead of standard output."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only lines whose 'split' field "
+                                        "is this (e.g. tune or test)."),
+    judge: Optional[str] = typer.Option(None, "--judge", help="llm, cross-encoder, ollama or "
+                                        "openai (QA_JUDGE)."),
+    judge_model: Optional[str] = typer.Option(None, "--judge-model", help="QA_JUDGE_MODEL."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="QA_JUDGE_THRESHOLD."),
+    no_prefilter: bool = typer.Option(False, "--no-prefilter", help="Ask the judge about "
+                                      "every claim, without the lexical pre-filter."),
+) -> None:
+    """Judge whether each claim is supported by its evidence: one JSON line per pair."""
+    from eval.judge_check import format_report, load_pairs, run_judge, score
+    from qa.judge import make_judge
+
+    try:
+        settings = Settings.from_env(judge=judge, judge_model=judge_model,
+                                     judge_threshold=threshold,
+                                     judge_prefilter=False if no_prefilter else None)
+        loaded = load_pairs(pairs, split)
+        support_judge = make_judge(settings)
+        rows = []
+        sink = out.open("w", encoding="utf-8") if out else None
+        try:
+            for row in run_judge(support_judge, loaded):
+                rows.append(row)
+                line = json.dumps({k: row[k] for k in row if k != "fields"}, ensure_ascii=False)
+                if sink:
+                    sink.write(line + "\n")
+                elif not evaluate:
+                    typer.echo(line)
+        finally:
+            if sink:
+                sink.close()
+        if evaluate:
+            typer.echo(format_report(score(rows), support_judge.name))
+    except UserError as exc:
+        fail(str(exc))
 
 
 def main() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .judge.base import Verdict
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -39,7 +41,7 @@ class Citation:
     quote: str  # == document text[start:end]
     passage_start: int
     passage_end: int
-    support: float = 0.0  # share of the cited sentence's content words found in the quote
+    support: float = 0.0  # the judge's score for the sentence this quote supports
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -52,6 +54,7 @@ class AnswerSentence:
     text: str
     citations: tuple[int, ...]
     supported: bool
+    verdict: Verdict | None = None  # the support judge's decision (None: not judged, e.g. quotes)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,11 @@ class Answer:
     notes: tuple[str, ...] = ()  # e.g. passages dropped to fit the context, backend errors
     dropped_passages: int = 0
     error: str | None = None
+    # What verification saw and removed, as data (the notes say the same in words).
+    draft: str = ""  # the model's raw text
+    invalid_markers: int = 0  # markers in the draft that pointed at no passage shown
+    removed_sentences: tuple[str, ...] = ()  # draft sentences the judge did not accept
+    judge: str = ""  # name of the support judge that checked the draft
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -17,6 +17,7 @@ from index.chunking import normalize_for_search
 from .abstain import EvidenceSignal, corpus_vocabulary, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator
 from .citations import verify
+from .judge import SupportJudge
 from .contracts import Answer, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
 from .followup import standalone_question
@@ -46,11 +47,14 @@ class Assistant:
     """A loaded retriever plus a generator, created once and asked many questions."""
 
     def __init__(self, settings: Settings, retriever: Retriever,
-                 generator_factory: Callable[[], Generator]) -> None:
+                 generator_factory: Callable[[], Generator],
+                 judge_factory: Callable[[], SupportJudge] | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self._generator_factory = generator_factory
         self._generator: Generator | None = None
+        self._judge_factory = judge_factory or (lambda: _default_judge(settings))
+        self._judge: SupportJudge | None = None
         self._vocabulary = corpus_vocabulary(retriever)
 
     @property
@@ -59,6 +63,13 @@ class Assistant:
         if self._generator is None:
             self._generator = self._generator_factory()
         return self._generator
+
+    @property
+    def judge(self) -> SupportJudge:
+        """The support judge, created on first use (it may load a model)."""
+        if self._judge is None:
+            self._judge = self._judge_factory()
+        return self._judge
 
     def backend_label(self) -> tuple[str, str]:
         """Backend and model names, without loading a model just to name it."""
@@ -178,7 +189,14 @@ class Assistant:
     def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
                   signal: EvidenceSignal) -> Answer:
         """Keep the model's supported sentences; otherwise answer from the evidence."""
-        checked = verify(raw, hits, self.settings.min_support, question)
+        try:
+            checked = verify(raw, hits, self.judge, question)
+        except BackendError as exc:
+            # Without a judge nothing the model wrote can be shown as sourced: quote instead.
+            return self._from_evidence(replace(base, error=f"support judge failed: {exc}",
+                                               draft=raw), question, hits)
+        base = replace(base, draft=raw, invalid_markers=checked.invalid_markers,
+                       removed_sentences=checked.removed, judge=self.judge.name)
         notes = list(base.notes) + [f"model draft: {' '.join(raw.split())[:1000]}"]
         if checked.invalid_markers:
             notes.append(f"{_count(checked.invalid_markers, 'citation marker')} pointed at no "
@@ -224,3 +242,9 @@ def load_assistant(settings: Settings, generator_factory: Callable[[], Generator
         return make_generator(settings)
 
     return Assistant(settings, retriever, generator_factory or default_factory)
+
+
+def _default_judge(settings: Settings) -> SupportJudge:
+    from .judge import make_judge
+
+    return make_judge(settings)

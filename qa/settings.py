@@ -48,8 +48,17 @@ class Settings:
     openai_base_url: str = _setting("http://127.0.0.1:8080/v1", "OpenAI-compatible server "
                                     "base URL (vLLM, llama.cpp server, LM Studio).")
     openai_api_key: str = _setting("", "API key for the OpenAI-compatible server, if it needs one.")
-    min_support: float = _setting(0.5, "Share of a sentence's content words that must appear "
-                                  "in a cited passage for the sentence to count as supported.")
+    judge: str = _setting("llm", "Support judge that decides whether a passage backs a sentence: "
+                          "'llm' (a packaged model's yes/no probabilities), 'cross-encoder' (a "
+                          "local NLI folder), 'ollama' or 'openai' (a model on a server).")
+    judge_model: str = _setting("", "Judge model: for llm a packaged name ('qwen-1.5b', "
+                                "'qwen-0.5b') or a .gguf path; for cross-encoder a folder; for "
+                                "ollama/openai the server's model. Empty: qwen-1.5b for llm.")
+    judge_threshold: float = _setting(0.0, "Score at or above which the judge accepts a claim; "
+                                      "0 uses the threshold calibrated for the judge model.")
+    judge_prefilter: bool = _setting(True, "Reject without a model call claims whose numbers, "
+                                     "negations or actors contradict the evidence (it never "
+                                     "accepts on its own).")
     abstain_threshold: float = _setting(0.16, "Dense similarity of the best passage below which "
                                         "the assistant says the documents do not answer.")
     max_question_chars: int = _setting(2000, "Longest question accepted.")

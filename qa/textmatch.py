@@ -7,23 +7,10 @@ from functools import lru_cache
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d+(?:[.,]\d+)*")
 
-# Function words carry no claim; leaving them out keeps support scores about content.
-# Political writing names a state by its capital, its seat of power or its adjective ("Moscow",
-# "the Kremlin", "Russian" for Russia). Matching them as one actor lets "Moscow and Tehran
-# disagree" meet "Iran and Russia ... conflicting goal" in every lexical check below.
-ALIASES = {
-    "moscow": "russia", "kremlin": "russia", "russian": "russia", "russians": "russia",
-    "tehran": "iran", "iranian": "iran", "iranians": "iran",
-    "damascus": "syria", "syrian": "syria", "syrians": "syria",
-    "ankara": "turkey", "turkish": "turkey", "turks": "turkey",
-    "israeli": "israel", "israelis": "israel", "riyadh": "saudi",
-    "beijing": "china", "chinese": "china", "baghdad": "iraq", "iraqi": "iraq", "iraqis": "iraq",
-    "beirut": "lebanon", "lebanese": "lebanon",
-}
-
 NEGATIONS = frozenset({"not", "no", "never", "nor", "neither", "without", "cannot", "n't",
                        "none", "nobody", "nothing"})
 
+# Function words carry no claim; leaving them out keeps overlap scores about content.
 STOPWORDS = frozenset("""
 a an the and or but if then else of to in on at by for with from as into onto over under about
 than that this these those there here it its it's is are was were be been being has have had do
@@ -48,13 +35,19 @@ def tokens(text: str) -> list[str]:
     return [w.lower().replace("’", "'").strip("'-") for w in _WORD.findall(text)]
 
 
+def _is_acronym(word: str) -> bool:
+    """"US", "UN", "EU": an all-capitals word names something even when it spells a stopword."""
+    return len(word) >= 2 and word.isupper()
+
+
 def content_stems(text: str) -> list[str]:
-    """Stems of the words that carry content, in order, with state aliases merged."""
+    """Stems of the words that carry content, in order (acronyms kept, even "US")."""
     words = []
-    for word in tokens(text):
+    for raw in _WORD.findall(text):
+        word = raw.lower().replace("’", "'").strip("'-")
         word = word[:-2] if word.endswith("'s") else word
-        if word and word not in STOPWORDS:
-            words.append(ALIASES.get(word, word))
+        if word and (word not in STOPWORDS or _is_acronym(raw.strip("'’-"))):
+            words.append(word)
     return _stemmer().stemWords(words)
 
 
@@ -80,12 +73,12 @@ def _entities(words: list[str]) -> dict[int, str]:
     positions: dict[int, str] = {}
     run: list[int] = []
     for i, word in enumerate(words + [""]):
-        if word[:1].isupper() and word.lower() not in STOPWORDS:
+        if word[:1].isupper() and (word.lower() not in STOPWORDS or _is_acronym(word)):
             run.append(i)
             continue
         if run:
             last = words[run[-1]].lower().replace("’", "'").strip("'-")
-            key = _stemmer().stemWord(ALIASES.get(last, last))
+            key = _stemmer().stemWord(last)
             positions.update({j: key for j in run})
             run = []
     return positions

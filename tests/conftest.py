@@ -26,13 +26,17 @@ SEEDS = ROOT / "seeds"
 
 
 def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[], Generator],
-                   **overrides) -> Assistant:
-    """An Assistant over an index already built in `data_dir`."""
+                   judge=None, **overrides) -> Assistant:
+    """An Assistant over an index already built in `data_dir`; the strict word judge unless a
+    judge is given (the real model judges are exercised in tests/test_judge_real.py)."""
+    from judges import StrictWordJudge
+
     settings = Settings(data_dir=data_dir, **overrides)
     retriever = make_retriever(open_index(data_dir), embedder, settings)
     factory = generator if callable(generator) and not hasattr(generator, "generate") else (
         lambda: generator)
-    return Assistant(settings, retriever, factory)
+    chosen = judge or StrictWordJudge()
+    return Assistant(settings, retriever, factory, lambda: chosen)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eval.metrics import (abstention_scores, citation_scores, draft_markers, entails,
+from eval.metrics import (Entailment, abstention_scores, citation_scores, draft_markers,
                           judge_key_facts, key_fact_hits, latency_summary, normalise, percentile,
                           question_metrics, share, shown_invalid_markers, summarise)
 from eval.questions import Evidence, Question
@@ -12,6 +12,8 @@ from eval.retrieval import GoldSpan
 from qa.backends.base import ReplayGenerator
 from qa.citations import verify
 from qa.contracts import Answer, AnswerSentence, Citation, Hit
+
+from judges import StrictWordJudge
 
 AIR = "Russia supplied air power while Iran provided ground forces in Syria."
 WEATHER = "In Moscow the weather was cold during the winter months."
@@ -22,14 +24,18 @@ def hit(n: int, text: str, source: str = "doc.txt", start: int = 0) -> Hit:
                end=start + len(text), text=text)
 
 
+def entails() -> Entailment:
+    return Entailment(StrictWordJudge())
+
+
 def answer(sentences=(), passages=(), text="", notes=(), citations=(), abstained=False,
-           timings=None) -> Answer:
+           timings=None, draft="", invalid=0) -> Answer:
     return Answer(question="q", standalone_question="q", answer=text, abstained=abstained,
                   citations=tuple(citations), passages=tuple(passages), backend="replay",
                   model="replay", timings=timings or {"retrieval_ms": 1.0, "first_token_ms": 2.0,
                                                       "total_ms": 3.0},
                   mode="abstained" if abstained else "model", sentences=tuple(sentences),
-                  notes=tuple(notes))
+                  notes=tuple(notes), draft=draft, invalid_markers=invalid)
 
 
 def cite(n: int, passage: Hit) -> Citation:
@@ -62,7 +68,7 @@ def test_key_fact_is_a_substring_not_a_word_match():
 def test_abstention_scores_zero_key_facts_even_when_the_text_names_them():
     question = Question("q", "What do the documents say?", True, key_facts=("documents",))
     abstained = answer(text="The documents don't say.", abstained=True)
-    values = question_metrics(question, abstained, [], [], 0.5)
+    values = question_metrics(question, abstained, [], [], entails())
     assert values["key_facts_found"] == [False]
     assert values["key_fact_coverage"] == 0.0
 
@@ -82,16 +88,17 @@ def test_judge_asks_once_per_fact_and_reads_yes():
 def test_entailment_judge_uses_the_concatenation_of_passages():
     claim = "Russia supplied air power and Moscow weather was cold."
     # 4 of 7 content stems in the first passage, 3 of 7 in the second, all 7 in both.
-    assert not entails([hit(1, AIR)], claim, 0.8)
-    assert not entails([hit(2, WEATHER)], claim, 0.8)
-    assert entails([hit(1, AIR), hit(2, WEATHER)], claim, 0.8)
-    assert not entails([], claim, 0.0)
+    judge = entails()
+    assert not judge([hit(1, AIR)], claim)
+    assert not judge([hit(2, WEATHER)], claim)
+    assert judge([hit(1, AIR), hit(2, WEATHER)], claim)
+    assert not judge([], claim)
 
 
 def test_citation_precision_when_one_of_two_citations_is_irrelevant():
     passages = [hit(1, AIR), hit(2, WEATHER)]
     sentences = [AnswerSentence("Russia supplied air power in Syria [1][2].", (1, 2), True)]
-    scores = citation_scores(answer(sentences, passages), 0.5)
+    scores = citation_scores(answer(sentences, passages), entails())
     assert (scores.statements, scores.entailed, scores.citations, scores.relevant) == (1, 1, 2, 1)
     assert scores.recall == 1.0
     assert scores.precision == 0.5
@@ -102,7 +109,7 @@ def test_citations_needed_jointly_are_both_relevant():
     passages = [hit(1, AIR), hit(2, WEATHER)]
     sentences = [AnswerSentence("Russia supplied air power and Moscow weather was cold [1][2].",
                                 (1, 2), True)]
-    scores = citation_scores(answer(sentences, passages), 0.8)
+    scores = citation_scores(answer(sentences, passages), entails())
     assert (scores.entailed, scores.relevant, scores.citations) == (1, 2, 2)
     # Jointly supported, but no single citation supports it on its own.
     assert scores.unsupported == 1
@@ -113,7 +120,7 @@ def test_unentailed_and_uncited_sentences_lower_recall_and_precision():
     sentences = [AnswerSentence("Russia supplied air power in Syria [1][2].", (1, 2), True),
                  AnswerSentence("Iran provided ground forces in Syria [2].", (2,), True),
                  AnswerSentence("Iran provided ground forces.", (), True)]
-    scores = citation_scores(answer(sentences, passages), 0.5)
+    scores = citation_scores(answer(sentences, passages), entails())
     assert scores.statements == 3
     assert scores.entailed == 1
     assert scores.recall == pytest.approx(1 / 3)
@@ -126,15 +133,15 @@ def test_unentailed_and_uncited_sentences_lower_recall_and_precision():
 def test_answer_without_citations_has_precision_zero_and_abstention_none():
     passages = [hit(1, AIR)]
     uncited = citation_scores(answer([AnswerSentence("Russia supplied air power.", (), True)],
-                                     passages), 0.5)
+                                     passages), entails())
     assert (uncited.recall, uncited.precision) == (0.0, 0.0)
-    empty = citation_scores(answer(abstained=True), 0.5)
+    empty = citation_scores(answer(abstained=True), entails())
     assert (empty.recall, empty.precision) == (None, None)
 
 
 def test_swapped_actor_is_not_entailed():
     sentences = [AnswerSentence("Iran supplied air power [1].", (1,), True)]
-    scores = citation_scores(answer(sentences, [hit(1, AIR)]), 0.5)
+    scores = citation_scores(answer(sentences, [hit(1, AIR)]), entails())
     assert scores.entailed == 0 and scores.precision == 0.0
 
 
@@ -143,14 +150,11 @@ def test_swapped_actor_is_not_entailed():
 def test_invalid_marker_rate_counts_draft_markers_and_reads_the_pipeline_note():
     draft = "Russia supplied air power [1]. Iran sent ground forces [4][5]. Both fought [1, 2]."
     passages = [hit(1, AIR), hit(2, WEATHER), hit(3, AIR)]
-    pipeline_count = verify(draft, passages, 0.5).invalid_markers
+    pipeline_count = verify(draft, passages, StrictWordJudge()).invalid_markers
     assert pipeline_count == 2
-    notes = ("evidence: {}", f"model draft: {draft}",
-             f"{pipeline_count} citation markers pointed at no passage and were removed")
-    assert draft_markers(answer(passages=passages, notes=notes)) == (5, 2)
-    assert draft_markers(answer(passages=passages, notes=("evidence: {}",))) is None
-    # A draft with markers but no note has no invalid ones.
-    assert draft_markers(answer(passages=passages, notes=(f"model draft: {draft}",))) == (5, 0)
+    assert draft_markers(answer(passages=passages, draft=draft, invalid=pipeline_count)) == (5, 2)
+    assert draft_markers(answer(passages=passages)) is None  # the model was not asked
+    assert draft_markers(answer(passages=passages, draft=draft)) == (5, 0)
 
 
 def test_shown_invalid_markers_counts_markers_that_open_no_citation():
@@ -209,11 +213,10 @@ def test_question_metrics_and_summary_aggregate_by_definition():
     passages = [near]
     sentences = [AnswerSentence("Russia supplied air power [1].", (1,), True),
                  AnswerSentence("Moscow was cold.", (), True)]
-    notes = ("model draft: Russia supplied air power [1][3]. Moscow was cold.",
-             "1 citation markers pointed at no passage and were removed")
     first = answer(sentences, passages, text="Russia supplied air power [1]. Moscow was cold.",
-                   notes=notes, citations=[cite(1, near)])
-    values = question_metrics(question, first, [far, near], [gold], 0.5)
+                   citations=[cite(1, near)],
+                   draft="Russia supplied air power [1][3]. Moscow was cold.", invalid=1)
+    values = question_metrics(question, first, [far, near], [gold], entails())
     assert values["recall@1"] == 0.0 and values["recall@3"] == 1.0
     assert values["mrr"] == 0.5
     assert values["evidence_recall"] == 1.0
@@ -225,7 +228,7 @@ def test_question_metrics_and_summary_aggregate_by_definition():
     unanswerable = Question("q2", "Who won the World Cup?", False, type="unanswerable")
     refused = answer(text="The documents don't say.", abstained=True,
                      timings={"retrieval_ms": 5.0, "first_token_ms": None, "total_ms": 6.0})
-    values2 = question_metrics(unanswerable, refused, [far], [], 0.5)
+    values2 = question_metrics(unanswerable, refused, [far], [], entails())
     assert values2["recall@5"] is None and values2["citation_recall"] is None
     rows = [{"id": "q1", "type": "single_fact", "answerable": True, "metrics": values},
             {"id": "q2", "type": "unanswerable", "answerable": False, "metrics": values2}]

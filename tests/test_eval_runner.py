@@ -13,6 +13,8 @@ from index.errors import UserError
 from index.store import open_index
 from qa.settings import Settings
 
+from judges import StrictWordJudge
+
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_SET = ("q01", "q02", "q28", "q49")  # q49 names a president no document mentions
 # One supported sentence, then a marker that points past the five passages shown.
@@ -36,7 +38,7 @@ def rows_of(run: Path) -> list[dict]:
 
 def run(assistant, questions_file: Path, out: Path, **kwargs) -> Path:
     return run_eval(questions_file, out, assistant.settings, assistant=assistant, progress=False,
-                    **kwargs)
+                    citation_judge=StrictWordJudge(), **kwargs)
 
 
 def test_run_writes_results_summary_and_report(replay_assistant, questions_file, tmp_path,
@@ -132,7 +134,7 @@ def test_run_writes_results_summary_and_report(replay_assistant, questions_file,
 def test_default_folder_is_under_the_data_dir(replay_assistant, questions_file, tmp_path):
     assistant = replay_assistant(REPLY, abstain_threshold=0.0)
     out = run_eval(questions_file, None, Settings(data_dir=tmp_path), assistant=assistant,
-                   progress=False)
+                   progress=False, citation_judge=StrictWordJudge())
     assert out.parent == tmp_path / "eval-runs"
     assert out.name.startswith("small-")
     assert len(rows_of(out)) == 4

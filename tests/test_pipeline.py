@@ -67,7 +67,7 @@ def test_swapped_actors_and_invalid_markers_never_reach_the_user(replay_assistan
 
 
 def test_uncited_but_supported_sentence_gets_a_citation(replay_assistant):
-    reply = "Iran stands for maintaining the current status quo regarding Assad."
+    reply = "Iran stands for maintaining the current status quo."
     answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
     assert answer.mode == "model"
     assert answer.sentences[0].citations and len(answer.sentences[0].citations) == 1

@@ -114,6 +114,11 @@ def _load(path: Path, settings: Settings) -> _LoadedModel:
         return _LOADED[key]
 
 
+def load_model(model: str, settings: Settings) -> _LoadedModel:
+    """A packaged model name or .gguf path, loaded once per process and shared (with its lock)."""
+    return _load(resolve_model_path(model, settings.data_dir), settings)
+
+
 class EmbeddedGenerator:
     """A GGUF model run in this process; ChatML models get their chat format, others plain text."""
 

@@ -1,0 +1,96 @@
+"""An entailment judge on a local GGUF model: the answer is read from the model's probabilities.
+
+The model is asked one yes/no question per claim and never writes free text: after the prompt,
+the probability mass of "yes" against "no" on the next token is the score. Evidence comes first
+in the prompt and claims are judged grouped by evidence, so claims that cite the same passage
+reuse its tokens from llama.cpp's KV cache instead of reading it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qa.backends.base import BackendError
+from qa.settings import Settings
+
+from .base import Claim, Verdict, verdict_from_probability
+
+SYSTEM = ("You are a strict fact checker. You decide whether a claim is supported by the "
+          "evidence. Answer yes only if the evidence states everything the claim says: the same "
+          "people, countries and organisations in the same roles, the same numbers and dates, "
+          "the same certainty, and the same polarity (a claim that something happened is not "
+          "supported by evidence that it did not happen, or that it may happen). A claim that "
+          "adds anything the evidence does not say is not supported. A faithful rewording is "
+          "supported. Otherwise answer no.")
+QUESTION = "Is the claim fully supported by the evidence? Answer yes or no."
+
+
+def chatml_prompt(claim: Claim) -> tuple[str, str]:
+    """(shared prefix with the evidence, suffix with the claim) in ChatML."""
+    prefix = (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
+              f"<|im_start|>user\nEvidence:\n{claim.evidence_text}\n\n")
+    suffix = (f"Claim: {' '.join(claim.text.split())}\n\n{QUESTION}<|im_end|>\n"
+              f"<|im_start|>assistant\n")
+    return prefix, suffix
+
+
+class LlamaJudge:
+    """Yes/no entailment from a llama.cpp model loaded in this process (shared with generation)."""
+
+    def __init__(self, settings: Settings, model: str, threshold: float) -> None:
+        from qa.backends.embedded import load_model
+
+        self.model = model
+        self.threshold = threshold
+        self.name = f"llm:{model}"
+        self._loaded = load_model(model, settings)
+        self.timeout_s = settings.timeout_s
+        llm = self._loaded.llm
+        if "<|im_start|>" not in llm.metadata.get("tokenizer.chat_template", ""):
+            raise BackendError(f"The judge model '{model}' has no ChatML chat template: set "
+                               "QA_JUDGE_MODEL to an instruct model such as qwen-1.5b")
+        self._yes = self._first_tokens(("yes", "Yes", " yes", " Yes", "YES"))
+        self._no = self._first_tokens(("no", "No", " no", " No", "NO"))
+
+    def _first_tokens(self, words: Sequence[str]) -> list[int]:
+        llm = self._loaded.llm
+        return sorted({llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words})
+
+    def judge(self, claims: Sequence[Claim]) -> list[Verdict]:
+        """One verdict per claim, in order; claims with the same evidence share its KV cache."""
+        order = sorted(range(len(claims)), key=lambda i: claims[i].evidence)
+        scores: dict[int, float] = {}
+        if not self._loaded.lock.acquire(timeout=self.timeout_s):
+            raise BackendError(f"The judge model was busy for {self.timeout_s:g} s: retry, or "
+                               "raise QA_TIMEOUT_S")
+        try:
+            for i in order:
+                scores[i] = self._p_yes("".join(chatml_prompt(claims[i])))
+        finally:
+            self._loaded.lock.release()
+        return [verdict_from_probability(scores[i], self.threshold, self.name)
+                for i in range(len(claims))]
+
+    def _p_yes(self, text: str) -> float:
+        """P(yes) / (P(yes) + P(no)) for the token after the prompt, reusing the cached prefix."""
+        llm = self._loaded.llm
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) >= llm.n_ctx():
+            raise BackendError(f"A claim and its evidence need {len(tokens)} tokens, more than "
+                               f"the judge's context of {llm.n_ctx()}: raise QA_CONTEXT_WINDOW")
+        cached = llm.input_ids[:llm.n_tokens]
+        shared = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            shared += 1
+        shared = min(shared, len(tokens) - 1)  # at least one token is decoded to get logits
+        llm.n_tokens = shared  # eval() drops the cache past this point before decoding
+        llm.eval(tokens[shared:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        yes, no = logits[self._yes].astype(np.float64), logits[self._no].astype(np.float64)
+        top = max(yes.max(), no.max())
+        p_yes, p_no = np.exp(yes - top).sum(), np.exp(no - top).sum()
+        return float(p_yes / (p_yes + p_no))
