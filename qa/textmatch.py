@@ -9,6 +9,11 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d+(?:[.,]\d+)*")
 
 NEGATIONS = frozenset({"not", "no", "never", "nor", "neither", "without", "cannot", "n't",
                        "none", "nobody", "nothing"})
+# Verbs that negate the verb they govern: "refused to deliver" says it was not delivered.
+NEGATING_VERBS = frozenset("""refuse refuses refused refusing fail fails failed failing deny denies
+denied denying decline declines declined declining reject rejects rejected rejecting halt halts
+halted halting stop stops stopped stopping cease ceases ceased ceasing prevent prevents prevented
+preventing avoid avoids avoided avoiding""".split())
 
 # Function words carry no claim; leaving them out keeps overlap scores about content.
 STOPWORDS = frozenset("""
@@ -121,21 +126,26 @@ def role_swaps(claim: str, source: str, before: int = 10, after: int = 3) -> lis
     return swaps
 
 
-def _negated_stems(text: str, reach: int = 3) -> tuple[set[str], set[str]]:
-    """(stems preceded by a negation within `reach` words, all content stems) of a text."""
+def _negated_stems(text: str, reach: int = 1) -> tuple[set[str], set[str]]:
+    """(stems of the first `reach` content words after a negation, all content stems) of a text.
+
+    Reach counts content words, so "did not deliver the systems" and "refused to deliver the
+    systems" negate the same words.
+    """
     words = [w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+", text)]
     negated, stems = set(), set()
-    last_negation = -100
-    for i, word in enumerate(words):
-        if word in NEGATIONS or word.endswith("n't"):
-            last_negation = i
+    left = 0  # content words still in the scope of the last negation
+    for word in words:
+        if word in NEGATIONS or word in NEGATING_VERBS or word.endswith("n't"):
+            left = reach
             continue
         if word in STOPWORDS:
             continue
         stem = _stemmer().stemWord(word.strip("'"))
         stems.add(stem)
-        if i - last_negation <= reach:
+        if left > 0:
             negated.add(stem)
+            left -= 1
     return negated, stems
 
 

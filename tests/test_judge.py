@@ -1,0 +1,157 @@
+"""The support-judge seam without a local model: pre-filter, server judges, `qa check`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from eval.judge_check import load_pairs, score
+from index.errors import UserError
+from qa.judge import make_judge
+from qa.judge.base import SUPPORTED, UNSUPPORTED, Claim, Verdict, judge_one
+from qa.judge.prefilter import PrefilteredJudge, hedge_mismatch, missing_names, numbers_of
+from qa.settings import Settings
+
+from fake_servers import running_ollama_server, running_openai_server
+from judges import StrictWordJudge
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSAD = ("The fate of Bashar al-Assad is a long-term conflicting goal for Iran and Russia, where "
+         "the former insists on maintaining Assad as the legitimate president of Syria, while the "
+         "latter has shown to be more flexible on this issue.")
+
+
+class CountingJudge:
+    """Accepts everything it is asked about and remembers what it was asked."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.asked: list[Claim] = []
+
+    def judge(self, claims):
+        self.asked.extend(claims)
+        return [Verdict(SUPPORTED, 1.0, self.name) for _ in claims]
+
+
+def test_prefilter_rejects_without_asking_and_never_accepts_on_its_own():
+    inner = CountingJudge()
+    judge = PrefilteredJudge(inner)
+    claims = [Claim("The attack killed 40 people.", ("The attack killed 17 people.",)),
+              Claim("The strike triggered the escalation.",
+                    ("The strike may have triggered the escalation.",)),
+              Claim("The UN armed the rebels.", ("Iran armed the rebels.",)),
+              Claim("Iran is subject to manipulation by the West.",
+                    ("Iran is subject to Western manipulation.",))]
+    verdicts = judge.judge(claims)
+    assert [v.label for v in verdicts] == [UNSUPPORTED, UNSUPPORTED, UNSUPPORTED, SUPPORTED]
+    assert [v.judge for v in verdicts[:3]] == ["prefilter"] * 3
+    assert "40" in verdicts[0].reason and "hedges" in verdicts[1].reason
+    assert "UN" in verdicts[2].reason
+    assert inner.asked == [claims[3]]  # only the claim the checks could not reject
+    assert verdicts[3].judge == "counting"
+
+
+def test_prefilter_pieces():
+    assert numbers_of("1,500 troops in 2017 and 3.50 dollars") == {"1500", "2017", "3.5"}
+    assert missing_names("Tehran sent the IRGC to Aleppo.", "Iranian forces fought near Aleppo.") \
+        == ["IRGC"]  # the first word may be a plain sentence start; acronyms always count
+    assert missing_names("Forces of Iran fought.", "Iranian forces fought.") == []
+    assert hedge_mismatch("Russia will leave.", "Russia may leave.")
+    assert hedge_mismatch("Russia may leave.", "Russia will leave.")
+    assert hedge_mismatch("Russia may leave.", "Russia might leave soon.") == ""
+
+
+def test_server_judges_read_the_first_word(tmp_path):
+    evidence = "Russia refused to deliver the S-300 systems."
+    with running_ollama_server("Yes.", models=("judge-model",)) as url:
+        settings = Settings(ollama_host=url, judge_prefilter=False)
+        judge = make_judge(settings, "ollama", "judge-model")
+        verdict = judge_one(judge, "Russia did not deliver the S-300 systems.", evidence)
+        assert verdict.label == SUPPORTED and verdict.judge == "ollama:judge-model"
+        sent = json.dumps(url.bodies("/api/chat")[-1])
+        assert "S-300" in sent and "did not deliver" in sent
+    with running_openai_server("no", models=("judge-model",)) as url:
+        settings = Settings(openai_base_url=url, judge_prefilter=False)
+        judge = make_judge(settings, "openai", "judge-model")
+        assert judge_one(judge, "Russia delivered the S-300 systems.", evidence).label == UNSUPPORTED
+
+
+def test_unknown_judge_and_missing_cross_encoder_are_one_line_errors(tmp_path):
+    with pytest.raises(UserError, match="Unknown judge 'magic'"):
+        make_judge(Settings(), "magic")
+    with pytest.raises(UserError, match="QA_JUDGE_MODEL"):
+        make_judge(Settings(), "cross-encoder", str(tmp_path / "nowhere"))
+
+
+def test_load_pairs_reports_the_bad_line(tmp_path):
+    good = {"id": "a", "claim": "X did Y.", "evidence": ["X did Y.", "Z."], "label": "supported"}
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps(good) + "\n" + json.dumps({"id": "b", "claim": "no evidence"}) + "\n")
+    with pytest.raises(UserError, match=r"pairs.jsonl:2"):
+        load_pairs(path)
+    path.write_text(json.dumps(good) + "\n")
+    (pair,) = load_pairs(path)
+    assert pair.claim.evidence == ("X did Y.", "Z.") and pair.label == "supported"
+
+
+def test_score_counts_precision_recall_and_kinds():
+    rows = [{"label": "supported", "verdict": "supported", "kind": "paraphrase", "ms": 10},
+            {"label": "supported", "verdict": "unsupported", "kind": "paraphrase", "ms": 20},
+            {"label": "unsupported", "verdict": "supported", "kind": "negation", "ms": 30},
+            {"label": "unsupported", "verdict": "unsupported", "kind": "negation", "ms": 40,
+             "judged_by": "prefilter"}]
+    report = score(rows)
+    assert (report["precision"], report["recall"]) == (0.5, 0.5)
+    assert report["f1"] == pytest.approx(0.5) and report["ms_per_claim_mean"] == 25
+    assert report["by_kind"]["negation"] == {"pairs": 2, "correct": 1, "accepted": 1,
+                                             "prefilter_rejected": 1}
+
+
+def test_verification_uses_the_judge_for_every_sentence():
+    from qa.citations import verify
+    from qa.contracts import Hit
+
+    text = ("Iran stands for maintaining the current status quo. Russia does not rule out a "
+            "coalition government.")
+    hit = Hit(1, 1.0, "d", "T", "d.txt", 0, len(text), text)
+    checked = verify("Russia stands for maintaining the current status quo [1]. Iran stands for "
+                     "maintaining the current status quo [1].", [hit], StrictWordJudge())
+    assert [s.supported for s in checked.sentences] == [False, True]
+    assert checked.sentences[1].verdict.judge == "strict-words"
+    assert checked.citations[0].quote == "Iran stands for maintaining the current status quo."
+    assert checked.removed == ("Russia stands for maintaining the current status quo.",)
+
+
+def test_qa_check_cli_writes_verdicts_and_scores(tmp_path):
+    pairs = tmp_path / "pairs.jsonl"
+    lines = [{"id": "1", "claim": "Russia did not deliver the systems.", "label": "supported",
+              "evidence": "Russia refused to deliver the systems.", "kind": "paraphrase"},
+             {"id": "2", "claim": "Russia delivered 40 systems.", "label": "unsupported",
+              "evidence": "Russia refused to deliver the systems.", "kind": "number"}]
+    pairs.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    with running_ollama_server("yes", models=("judge-model",)) as url:
+        env = dict(os.environ, QA_JUDGE="ollama", QA_JUDGE_MODEL="judge-model",
+                   QA_OLLAMA_HOST=url)
+        qa = [sys.executable, "-m", "qa"]
+        out = subprocess.run(qa + ["check", str(pairs)], env=env, cwd=ROOT, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        rows = [json.loads(line) for line in out.stdout.splitlines()]
+        assert [(r["id"], r["verdict"]) for r in rows] == [("1", "supported"),
+                                                           ("2", "unsupported")]
+        assert rows[1]["judged_by"] == "prefilter" and "40" in rows[1]["reason"]
+        assert rows[0]["kind"] == "paraphrase"  # other fields are kept
+        report = subprocess.run(qa + ["check", "--eval", str(pairs)], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=120)
+        assert report.returncode == 0, report.stderr
+        assert "precision(supported): 1.000" in report.stdout
+        assert "recall(supported): 1.000" in report.stdout
+    bad = subprocess.run(qa + ["check", str(tmp_path / "missing.jsonl")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: Cannot read")
