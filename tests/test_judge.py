@@ -155,3 +155,16 @@ def test_qa_check_cli_writes_verdicts_and_scores(tmp_path):
     bad = subprocess.run(qa + ["check", str(tmp_path / "missing.jsonl")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stderr.startswith("error: Cannot read")
+
+
+def test_former_and_latter_are_spelled_out_for_the_judge_only():
+    from qa.judge.coref import spell_out_former_latter
+
+    assert spell_out_former_latter(ASSAD).count("Iran insists on maintaining Assad") == 1
+    assert "while Russia has shown to be more flexible" in spell_out_former_latter(ASSAD)
+    assert spell_out_former_latter("Lists and tuples differ: the former are mutable.") == \
+        "Lists and tuples differ: the former are mutable."  # no names: left alone
+    claim = Claim("Russia insists on keeping Assad, while Iran is more flexible.", (ASSAD,))
+    assert "Iran insists" in claim.evidence_text and claim.evidence == (ASSAD,)
+    verdict = PrefilteredJudge(CountingJudge()).judge([claim])[0]
+    assert verdict.label == UNSUPPORTED and "another actor" in verdict.reason

@@ -24,7 +24,7 @@ CHATML_STOPS = ("<|im_end|>", "<|im_start|>")
 
 # Loaded models, shared by every generator in the process: loading costs time and memory and the
 # web server asks many questions. One lock per model: a llama.cpp context serves one request at once.
-_LOADED: dict[tuple[str, int], "_LoadedModel"] = {}
+_LOADED: dict[tuple[str, int, str], "_LoadedModel"] = {}
 _LOADING = threading.Lock()
 
 
@@ -94,9 +94,11 @@ def _assembled_gemma3(target: Path) -> Path:
     return target
 
 
-def _load(path: Path, settings: Settings) -> _LoadedModel:
-    # The seed is passed with every request, so one loaded model serves any seed.
-    key = (str(path.resolve()), settings.context_window)
+def _load(path: Path, settings: Settings, role: str = "generate") -> _LoadedModel:
+    # The seed is passed with every request, so one loaded model serves any seed. Each role
+    # (answering, judging) gets its own context: the weights are memory-mapped once, and the
+    # judge's cached instructions survive the generator's prompts in between.
+    key = (str(path.resolve()), settings.context_window, role)
     with _LOADING:
         if key not in _LOADED:
             try:
@@ -114,9 +116,9 @@ def _load(path: Path, settings: Settings) -> _LoadedModel:
         return _LOADED[key]
 
 
-def load_model(model: str, settings: Settings) -> _LoadedModel:
-    """A packaged model name or .gguf path, loaded once per process and shared (with its lock)."""
-    return _load(resolve_model_path(model, settings.data_dir), settings)
+def load_model(model: str, settings: Settings, role: str = "generate") -> _LoadedModel:
+    """A packaged model name or .gguf path, loaded once per process and role, with its lock."""
+    return _load(resolve_model_path(model, settings.data_dir), settings, role)
 
 
 class EmbeddedGenerator:

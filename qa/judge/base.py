@@ -26,8 +26,11 @@ class Claim:
 
     @property
     def evidence_text(self) -> str:
-        """The excerpts as one text, in order, separated by blank lines."""
-        return "\n\n".join(" ".join(e.split()) for e in self.evidence)
+        """The excerpts as one text, in order, separated by blank lines, with "the former" and
+        "the latter" spelled out (judges read this; users see the verbatim quotes)."""
+        from .coref import spell_out_former_latter
+
+        return "\n\n".join(spell_out_former_latter(" ".join(e.split())) for e in self.evidence)
 
 
 @dataclass(frozen=True)

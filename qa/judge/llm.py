@@ -20,20 +20,53 @@ from .base import Claim, Verdict, verdict_from_probability
 SYSTEM = ("You are a strict fact checker. You decide whether a claim is supported by the "
           "evidence. Answer yes only if the evidence states everything the claim says: the same "
           "people, countries and organisations in the same roles, the same numbers and dates, "
-          "the same certainty, and the same polarity (a claim that something happened is not "
-          "supported by evidence that it did not happen, or that it may happen). A claim that "
-          "adds anything the evidence does not say is not supported. A faithful rewording is "
-          "supported. Otherwise answer no.")
+          "the same certainty, and the same polarity. \"The former\" and \"the latter\" refer "
+          "to the first and second of two things named just before. A claim that adds anything "
+          "the evidence does not say is not supported. A faithful rewording, including a change "
+          "from active to passive voice, is supported. Otherwise answer no.")
 QUESTION = "Is the claim fully supported by the evidence? Answer yes or no."
 
+# Worked examples, invented and unrelated to any collection: each teaches one trap. They sit
+# in the cached prefix, so they cost time once per loaded model, not once per claim.
+EXAMPLES = (
+    ("The council and the mayor disagree on the budget: the former wants cuts, while the latter "
+     "has proposed new spending.", "The mayor wants cuts, while the council proposes spending.",
+     "no"),
+    ("The council and the mayor disagree on the budget: the former wants cuts, while the latter "
+     "has proposed new spending.", "The council favours cutting the budget.", "yes"),
+    ("The supplier refused to ship the turbines to the plant.",
+     "The supplier shipped the turbines to the plant.", "no"),
+    ("The flood damaged 120 homes and destroyed 35 bridges in the valley.",
+     "The flood destroyed 120 bridges.", "no"),
+    ("The new drug may have reduced the infection rate.", "The new drug reduced the infection rate.",
+     "no"),
+    ("Engineers from Canada designed the bridge, which Mexico paid for.",
+     "The bridge was designed by Canadian engineers.", "yes"),
+    ("Engineers from Canada designed the bridge, which Mexico paid for.",
+     "The bridge was designed by engineers from the US.", "no"),
+    ("The committee met in Vienna in March.", "The committee met in Vienna in March to approve "
+     "the treaty.", "no"),
+)
 
-def chatml_prompt(claim: Claim) -> tuple[str, str]:
-    """(shared prefix with the evidence, suffix with the claim) in ChatML."""
-    prefix = (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n"
-              f"<|im_start|>user\nEvidence:\n{claim.evidence_text}\n\n")
-    suffix = (f"Claim: {' '.join(claim.text.split())}\n\n{QUESTION}<|im_end|>\n"
-              f"<|im_start|>assistant\n")
-    return prefix, suffix
+
+def _turn(role: str, text: str) -> str:
+    return f"<|im_start|>{role}\n{text}<|im_end|>\n"
+
+
+def _ask(evidence: str, claim: str) -> str:
+    return f"Evidence:\n{evidence}\n\nClaim: {claim}\n\n{QUESTION}"
+
+
+_PREAMBLE = _turn("system", SYSTEM) + "".join(
+    _turn("user", _ask(evidence, claim)) + _turn("assistant", answer)
+    for evidence, claim, answer in EXAMPLES)
+
+
+def chatml_prompt(claim: Claim) -> str:
+    """The whole prompt; everything up to the evidence is shared by every claim."""
+    return (_PREAMBLE + "<|im_start|>user\n"
+            + _ask(claim.evidence_text, " ".join(claim.text.split()))
+            + "<|im_end|>\n<|im_start|>assistant\n")
 
 
 class LlamaJudge:
@@ -45,7 +78,7 @@ class LlamaJudge:
         self.model = model
         self.threshold = threshold
         self.name = f"llm:{model}"
-        self._loaded = load_model(model, settings)
+        self._loaded = load_model(model, settings, role="judge")
         self.timeout_s = settings.timeout_s
         llm = self._loaded.llm
         if "<|im_start|>" not in llm.metadata.get("tokenizer.chat_template", ""):
@@ -67,7 +100,7 @@ class LlamaJudge:
                                "raise QA_TIMEOUT_S")
         try:
             for i in order:
-                scores[i] = self._p_yes("".join(chatml_prompt(claims[i])))
+                scores[i] = self._p_yes(chatml_prompt(claims[i]))
         finally:
             self._loaded.lock.release()
         return [verdict_from_probability(scores[i], self.threshold, self.name)
