@@ -28,6 +28,7 @@ class Question:
     key_facts: tuple[str, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     type: str = "unspecified"
+    split: str = ""  # "tune" or "test": tune settings on one half, report on the other
 
 
 def parse_line(line: str, number: int) -> Question:
@@ -57,7 +58,8 @@ def parse_line(line: str, number: int) -> Question:
                     answerable=row["answerable"], gold_answer=str(row.get("gold_answer") or ""),
                     key_facts=tuple(facts),
                     evidence=tuple(Evidence(e["doc"], e["quote"]) for e in evidence),
-                    type=str(row.get("type") or "unspecified"))
+                    type=str(row.get("type") or "unspecified"),
+                    split=str(row.get("split") or ""))
 
 
 def load_questions(path: Path) -> list[Question]:

@@ -168,7 +168,7 @@ def evaluate_question(assistant: Assistant, question: Question, texts_by_name: d
 def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
              assistant: Assistant | None = None, progress: bool = True,
              judge: bool = False, judge_backend: str | None = None,
-             citation_judge: SupportJudge | None = None) -> Path:
+             citation_judge: SupportJudge | None = None, split: str | None = None) -> Path:
     """Evaluate the assistant on a question file; returns the run folder.
 
     An existing run folder with the same configuration is resumed (finished questions are
@@ -178,6 +178,11 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
     from tqdm import tqdm
 
     questions = load_questions(questions_path)
+    if split:
+        questions = [q for q in questions if q.split == split]
+        if not questions:
+            raise UserError(f"No question of {questions_path} has split '{split}'; the team set "
+                            "uses 'tune' and 'test'.")
     if assistant is None:
         from qa.pipeline import load_assistant
 
@@ -192,6 +197,7 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
     config = run_configuration(used_settings, store.manifest_hash,
                                assistant.retriever.embedder.name, questions_path, judge,
                                citation_judge.name)
+    config["split"] = split or "all"
     entails = Entailment(citation_judge)
     recorded, rows = _prepare(out_dir, config)
 

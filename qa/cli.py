@@ -25,9 +25,9 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def _load_embedder(settings: Settings):
-    from index.embedding import SentenceTransformerEmbedder
+    from index.embedding import make_embedder
 
-    return SentenceTransformerEmbedder(settings.embedding_model)
+    return make_embedder(settings)
 
 
 def load_retriever(settings: Settings):
@@ -188,6 +188,8 @@ def eval_command(
     judge_backend: Optional[str] = typer.Option(None, "--judge-backend", help="Judge that grades "
                                                 "citations, KIND[:MODEL] (default llm:qwen-1.5b)"
                                                 "; pick one other than the answer's QA_JUDGE."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only questions whose 'split' is "
+                                        "this: tune on 'tune', report on 'test'."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
 ) -> None:
     """Run a question set and write results, a summary and a report with plots."""
@@ -203,7 +205,8 @@ def eval_command(
 
         settings = Settings.from_env(data_dir=data_dir, backend=backend, model=model, top_k=k,
                                      retrieval_mode=mode)
-        run_dir = run_eval(questions, out, settings, judge=judge, judge_backend=judge_backend)
+        run_dir = run_eval(questions, out, settings, judge=judge, judge_backend=judge_backend,
+                           split=split)
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"Report: {run_dir / 'report.html'}  (summary: {run_dir / 'summary.json'})")

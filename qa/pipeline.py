@@ -21,6 +21,7 @@ from .judge import SupportJudge
 from .contracts import Answer, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
 from .followup import standalone_question
+from .overlap import merge_overlapping
 from .prompt import NOT_IN_DOCUMENTS, fit_prompt
 from .retrieve import Retriever, check_question, make_retriever
 from .settings import Settings
@@ -101,7 +102,9 @@ class Assistant:
         standalone = standalone_question(question, history)
         if standalone != question:
             yield Event("rewrite", standalone)
-        hits = self.retriever.search(standalone, settings.top_k, settings.retrieval_mode)
+        # Overlapping neighbours merged: no sentence is shown (or quoted) twice.
+        hits = merge_overlapping(self.retriever.search(standalone, settings.top_k,
+                                                       settings.retrieval_mode))
         signal = evidence_signal(standalone, self.retriever, self._vocabulary)
         retrieval_ms = _ms(time.perf_counter() - started)
         yield Event("passages", hits)
@@ -229,11 +232,11 @@ class Assistant:
 def load_assistant(settings: Settings, generator_factory: Callable[[], Generator] | None = None
                    ) -> Assistant:
     """Open the index and embedder; the generator is created on first use."""
-    from index.embedding import SentenceTransformerEmbedder
+    from index.embedding import make_embedder
     from index.store import open_index
 
     store = open_index(settings.data_dir)
-    embedder = SentenceTransformerEmbedder(settings.embedding_model)
+    embedder = make_embedder(settings)
     retriever = make_retriever(store, embedder, settings)
 
     def default_factory() -> Generator:

@@ -12,6 +12,7 @@ NEGATIONS = frozenset({"not", "no", "never", "nor", "neither", "without", "canno
 # Verbs that negate the verb they govern: "refused to deliver" says it was not delivered.
 NEGATING_VERBS = frozenset("""refuse refuses refused refusing fail fails failed failing deny denies
 denied denying decline declines declined declining reject rejects rejected rejecting halt halts
+suspend suspends suspended suspending
 halted halting stop stops stopped stopping cease ceases ceased ceasing prevent prevents prevented
 preventing avoid avoids avoided avoiding""".split())
 
