@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from index.chunking import normalize_for_search
 
-from ..textmatch import STOPWORDS, content_stems, polarity_flips, role_swaps, tokens
+from ..textmatch import content_stems, polarity_flips, role_swaps, tokens
 from .base import UNSUPPORTED, Claim, SupportJudge, Verdict
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
@@ -72,22 +72,23 @@ def hedge_mismatch(claim: str, evidence: str) -> str:
     return ""
 
 
-_CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*")
-
-
 def missing_names(claim: str, evidence: str) -> list[str]:
-    """Names in the claim (capitalised words after its first word, and acronyms anywhere) that
-    the evidence never mentions, not even as a derived form ("Iranian" counts for "Iran")."""
-    words = set(tokens(evidence))
+    """Acronyms in the claim ("US", "UN", "EU") that the evidence neither writes nor spells out
+    ("Islamic State" counts for "IS").
+
+    Only acronyms: full names have too many faithful variants for a word check ("Moscow" for
+    Russia, "Tehran" for Iran), and those are left to the judge.
+    """
+    written = evidence.lower()
+    initials = set()
+    for run in re.findall(r"(?:\b[A-Z][\w'’-]*\s+){1,5}[A-Z][\w'’-]*", evidence):
+        letters = [w[0].lower() for w in run.split()]
+        initials.update("".join(letters[i:j]) for i in range(len(letters))
+                        for j in range(i + 2, len(letters) + 1))
     missing = []
-    for found in _CAPITALISED.finditer(claim):
-        name = found.group().strip("'’-")
-        acronym = len(name) >= 2 and name.isupper()
-        if not acronym and (found.start() == 0 or name.lower() in STOPWORDS):
-            continue
-        key = name.lower()
-        stem = key[:max(4, len(key) - 3)] if not acronym else key
-        if not any(w == key or (not acronym and w.startswith(stem)) for w in words):
+    for found in re.finditer(r"\b[A-Z]{2,}\b", claim):
+        name = found.group()
+        if not re.search(rf"\b{name.lower()}\b", written) and name.lower() not in initials:
             missing.append(name)
     return missing
 
