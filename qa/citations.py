@@ -10,7 +10,7 @@ from index.chunking import normalize_for_search, split_sentences
 
 from .contracts import AnswerSentence, Citation, Hit
 from .judge.base import Claim, SupportJudge
-from .textmatch import coverage
+from .textmatch import content_stems, coverage
 
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|she|her|such)\b",
                         re.IGNORECASE)
@@ -93,6 +93,12 @@ def best_window(claim: str, hit: Hit) -> tuple[float, SentenceSpan | None]:
     return score, best
 
 
+def restates(claim: str, question: str) -> bool:
+    """True when the claim adds no content word to the question it answers."""
+    stems = set(content_stems(claim))
+    return bool(stems) and stems <= set(content_stems(question))
+
+
 def make_citation(n: int, hit: Hit, quote: SentenceSpan, score: float) -> Citation:
     return Citation(n=n, doc_id=hit.doc_id, title=hit.title, source=hit.source,
                     start=quote.start, end=quote.end, quote=quote.text,
@@ -144,6 +150,8 @@ def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str 
         claim = strip_markers(raw)
         if len(claim.split()) < 3 and not markers(raw):
             continue  # stray fragments ("Answer:", "1.")
+        if question and restates(claim, question):
+            continue  # "Moscow and Tehran disagree on Assad." answers nothing that was asked
         cited = markers(raw)
         valid = tuple(n for n in cited if 1 <= n <= len(hits))
         invalid += len(cited) - len(valid)

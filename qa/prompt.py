@@ -17,8 +17,10 @@ Rules:
 - Answer in one to three short sentences, in your own words, true to the passages.
 - End each sentence with the number of the passage that supports it in square brackets, like [2].
 - Cite only passage numbers that are listed. Never invent a number. Never write [n] or [0].
+- Say what the passages say about the question; do not repeat the question.
 - If the passages do not answer the question, write only: {NOT_IN_DOCUMENTS}
-Example of a valid answer: Iran wants Assad to stay in power [2]. Russia is more flexible [1]."""
+Format of an answer (invented, not about your passages): The bridge opened in 1932 [2]. It was
+paid for by the city [1]."""
 
 
 def format_passages(hits: Sequence[Hit]) -> str:

@@ -13,8 +13,8 @@ NEGATIONS = frozenset({"not", "no", "never", "nor", "neither", "without", "canno
 NEGATING_VERBS = frozenset("""refuse refuses refused refusing fail fails failed failing deny denies
 denied denying decline declines declined declining reject rejects rejected rejecting halt halts
 suspend suspends suspended suspending
-halted halting stop stops stopped stopping cease ceases ceased ceasing prevent prevents prevented
-preventing avoid avoids avoided avoiding""".split())
+halted halting stop stops stopped stopping cease ceases ceased ceasing avoid avoids avoided avoiding
+refrain refrains refrained refraining""".split())
 
 # Function words carry no claim; leaving them out keeps overlap scores about content.
 STOPWORDS = frozenset("""
