@@ -24,6 +24,7 @@ from index.build import build_index  # noqa: E402
 from index.chunking import embedding_text  # noqa: E402
 from index.embedding import SentenceTransformerEmbedder  # noqa: E402
 from index.store import open_index  # noqa: E402
+from index.store_protocol import all_passages  # noqa: E402
 from qa.retrieve import make_retriever  # noqa: E402
 from qa.settings import Settings  # noqa: E402
 
@@ -48,7 +49,7 @@ def main() -> None:
             build_index([args.corpus], data, embedder, rebuild=True)
             pipeline_s.append(time.perf_counter() - started)
             store = open_index(data)
-            texts = [embedding_text(p) for p in store.passages]
+            texts = [embedding_text(p) for _, p in all_passages(store)]
             started = time.perf_counter()
             embedder.embed(texts)
             bare_s.append(time.perf_counter() - started)

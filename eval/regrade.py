@@ -31,12 +31,15 @@ def answer_from_json(data: dict) -> Answer:
                   timings=data["timings"], mode=data.get("mode", "model"), sentences=sentences)
 
 
-def regrade(run_dir: Path, judge_backend: str | None, settings: Settings) -> dict:
+def regrade(run_dir: Path, judge_backend: str | None, settings: Settings,
+            only: set[str] | None = None) -> dict:
     """Citation metrics of a run's answers under the given judge, and per-answer rows."""
     judge = make_eval_judge(settings, judge_backend)
     entails = Entailment(judge)
     rows = []
     for row in read_results(run_dir / RESULTS):
+        if only is not None and row["id"] not in only:
+            continue
         scores = citation_scores(answer_from_json(row["answer"]), entails)
         rows.append({"id": row["id"], "statements": scores.statements,
                      "unsupported": scores.unsupported, "recall": scores.recall,
@@ -56,8 +59,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--judge-backend", default=None, help="KIND[:MODEL], default llm:qwen-1.5b")
+    parser.add_argument("--questions", type=Path, help="with --split: the question file")
+    parser.add_argument("--split", help="only the questions of this split (tune or test)")
     args = parser.parse_args(argv)
-    result = regrade(args.run_dir, args.judge_backend, Settings.from_env())
+    only = None
+    if args.split:
+        from .questions import load_questions
+
+        only = {q.id for q in load_questions(args.questions or Path("eval/seed_questions.jsonl"))
+                if q.split == args.split}
+    result = regrade(args.run_dir, args.judge_backend, Settings.from_env(), only)
     json.dump({k: v for k, v in result.items() if k != "rows"}, sys.stdout, indent=1)
     print()
 

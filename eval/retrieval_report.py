@@ -15,8 +15,8 @@ from .retrieval import gold_spans, mean_scores, retrieval_scores
 
 def report(questions_path: Path, settings: Settings, k: int = 10) -> dict:
     retriever = load_retriever(settings)
-    texts = {Path(record.source).name: retriever.store.document_text(doc_id)
-             for doc_id, record in retriever.store.documents.items()}
+    texts = {Path(record.source).name: retriever.store.document_text(record.doc_id)
+             for record in retriever.store.list_documents()}
     questions = [q for q in load_questions(questions_path) if q.answerable and q.evidence]
     results = {}
     for mode in ("dense", "bm25", "hybrid"):
@@ -25,8 +25,8 @@ def report(questions_path: Path, settings: Settings, k: int = 10) -> dict:
             hits = retriever.search(question.question, k, mode)
             rows.append(retrieval_scores(hits, gold_spans(question, texts)))
         results[mode] = mean_scores(rows)
-    return {"questions": len(questions), "index": retriever.store.manifest_hash,
-            "chunking": retriever.store.manifest["chunking"], "results": results}
+    return {"questions": len(questions), "index": retriever.store.fingerprint,
+            "chunking": retriever.store.config.chunking, "results": results}
 
 
 def main() -> None:

@@ -184,7 +184,7 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
             raise UserError(f"No question of {questions_path} has split '{split}'; the team set "
                             "uses 'tune' and 'test'.")
     if assistant is None:
-        from qa.pipeline import load_assistant
+        from qa.compose import load_assistant
 
         assistant = load_assistant(settings)
     used_settings = assistant.settings
@@ -194,7 +194,7 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
     store = assistant.retriever.store
     out_dir = out_dir or default_out_dir(questions_path, settings)
     citation_judge = citation_judge or make_eval_judge(used_settings, judge_backend)
-    config = run_configuration(used_settings, store.manifest_hash,
+    config = run_configuration(used_settings, store.fingerprint,
                                assistant.retriever.embedder.name, questions_path, judge,
                                citation_judge.name)
     config["split"] = split or "all"
@@ -203,8 +203,8 @@ def run_eval(questions_path: Path, out_dir: Path | None, settings: Settings,
 
     done = {row["id"] for row in rows}
     todo = [q for q in questions if q.id not in done]
-    texts_by_name = {Path(record.source).name: store.document_text(doc_id)
-                     for doc_id, record in store.documents.items()}
+    texts_by_name = {Path(record.source).name: store.document_text(record.doc_id)
+                     for record in store.list_documents()}
     with (out_dir / RESULTS).open("a", encoding="utf-8") as results, tqdm(
             total=len(questions), initial=len(questions) - len(todo), file=sys.stderr,
             disable=not progress, unit="question", desc="eval") as bar:

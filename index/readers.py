@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,16 @@ def content_hash(text: str) -> str:
 
 
 def make_doc_id(path: Path) -> str:
-    """A URL- and filesystem-safe id derived from the file name."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", path.stem).strip("-.") or "document"
-    return stem[:80]
+    """A filesystem-safe id from the file name that keeps its letters and digits in any script.
+
+    `my file ünï 日本.txt` becomes `my-file-ünï-日本`; everything but letters, marks, digits,
+    `_`, `.` and `-` becomes `-`. Capped at 150 UTF-8 bytes so `texts/<id>.txt` stays a legal
+    file name; callers make ids unique (see index/build.py).
+    """
+    stem = unicodedata.normalize("NFC", path.stem)
+    kept = "".join(c if c in "_.-" or unicodedata.category(c)[0] in "LMN" else "\0" for c in stem)
+    stem = re.sub("\0+", "-", kept).strip("-.") or "document"
+    return stem.encode("utf-8")[:150].decode("utf-8", "ignore").rstrip("-.") or "document"
 
 
 def find_files(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:

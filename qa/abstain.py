@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from index.store import lexical_tokens
+from index.store_protocol import DocumentStore
 
 from .retrieve import Retriever
 
@@ -28,23 +28,38 @@ class EvidenceSignal:
                 "unknown_names": list(self.unknown_names)}
 
 
-def corpus_vocabulary(retriever: Retriever) -> set[str]:
+class Vocabulary:
+    """The corpus's lexical terms: those of the passages (asked of the store) plus the terms
+    of the titles, authors and publishers. `term in vocabulary` works as for a set."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self.store = store
+        self.described: set[str] = set()
+        for record in store.list_documents():
+            described = " ".join([record.title, *(str(record.meta.get(k, ""))
+                                                  for k in ("author", "publisher"))])
+            self.described.update(store.lexical_terms(described))
+
+    def terms(self, text: str) -> list[str]:
+        """`text` analysed the way the store analyses passages."""
+        return self.store.lexical_terms(text)
+
+    def __contains__(self, term: str) -> bool:
+        return term in self.described or bool(self.store.known_terms([term]))
+
+
+def corpus_vocabulary(retriever: Retriever) -> Vocabulary:
     """Every lexical term of the passages plus the titles, authors and publishers."""
-    bm25 = retriever.store.bm25
-    vocabulary = set(bm25.vocab_dict) if bm25 is not None else set()
-    for record in retriever.store.documents.values():
-        described = " ".join([record.title, *(str(record.meta.get(k, ""))
-                                              for k in ("author", "publisher"))])
-        vocabulary.update(lexical_tokens([described])[0])
-    return vocabulary
+    return Vocabulary(retriever.store)
 
 
-def evidence_signal(question: str, retriever: Retriever, vocabulary: set[str]) -> EvidenceSignal:
+def evidence_signal(question: str, retriever: Retriever, vocabulary: Vocabulary
+                    ) -> EvidenceSignal:
     """Measure how close the corpus comes to the question."""
     names = _NAME_OR_NUMBER.findall(question.strip())
     unknown = []
     for name in names:
-        stems = lexical_tokens([name])[0]
+        stems = vocabulary.terms(name)
         if stems and not any(stem in vocabulary for stem in stems):
             unknown.append(name)
     return EvidenceSignal(retriever.best_similarity(question), tuple(dict.fromkeys(unknown)))

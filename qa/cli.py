@@ -24,58 +24,159 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _load_embedder(settings: Settings):
-    from index.embedding import make_embedder
-
-    return make_embedder(settings)
-
-
 def load_retriever(settings: Settings):
-    """Open the index and the embedder it was built with."""
-    from index.store import open_index
+    """Open the index and the embedder it was built with (through the composition root)."""
+    from .compose import Components
 
-    from .retrieve import make_retriever
+    return Components(settings).retriever()
 
-    return make_retriever(open_index(settings.data_dir), _load_embedder(settings), settings)
+
+def _progress_bar(desc: str):
+    """A tqdm bar on a terminal (silent otherwise) and the two callbacks the indexer calls."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="doc", desc=desc, disable=not sys.stderr.isatty())
+
+    def start(total: int) -> None:
+        bar.total = total
+        bar.refresh()
+
+    return bar, bar.update, start
+
+
+def _print_report(report, settings: Settings, verb: str) -> None:
+    for skipped in report.skipped:
+        typer.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
+    typer.echo(f"{verb} {report.documents} documents into {report.passages} passages in "
+               f"{report.seconds:.1f} s ({report.embedded_documents} embedded, "
+               f"{report.reused_documents} unchanged, {report.removed_documents} removed) "
+               f"-> {settings.data_dir / 'index'}")
+
+
+def _changing_index(settings: Settings, paths: list[Path] | None, rebuild: bool, add: bool):
+    """Run one index change with the composition root's embedder and a progress bar."""
+    from index.build import add_to_index, build_index
+
+    from .compose import Components
+
+    components = Components(settings)
+    bar, progress, start = _progress_bar("adding" if add else "indexing")
+    try:
+        if add:
+            return add_to_index(paths, settings.data_dir, components.embedder,
+                                components.chunking, progress=progress, on_document=start,
+                                lock_timeout_s=settings.index_lock_timeout_s)
+        return build_index(paths, settings.data_dir, components.embedder, components.chunking,
+                           rebuild=rebuild, progress=progress, on_document=start,
+                           lock_timeout_s=settings.index_lock_timeout_s)
+    finally:
+        bar.close()
+
+
+def _existing(paths: list[Path]) -> None:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing and len(missing) == len(paths):
+        fail(f"No such file or folder: {', '.join(missing)}. Give existing files or folders.")
 
 
 @app.command("index")
 def index_command(
-    paths: list[Path] = typer.Argument(None, help="Files or folders (default: the seed corpus)."),
+    paths: list[Path] = typer.Argument(None, help="Files or folders the index must hold "
+                                       "(default: the sources it records, or the seed corpus)."),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-embed everything from scratch."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
 ) -> None:
-    """Index documents (.txt, .md, .html, .pdf); unchanged documents are not re-embedded."""
-    from tqdm import tqdm
-
-    from index.build import build_index
-    from index.chunking import ChunkingParams
+    """Make the index hold exactly these documents: others are removed (`qa add` keeps them)."""
+    from index.store import manifest_sources
 
     try:
         settings = Settings.from_env(data_dir=data_dir)
-        targets = list(paths) if paths else [settings.seeds_dir]
-        missing = [str(p) for p in targets if not p.exists()]
-        if missing and len(missing) == len(targets):
-            fail(f"No such file or folder: {', '.join(missing)}. Give existing files or folders.")
-        embedder = _load_embedder(settings)
-        params = ChunkingParams(settings.chunk_max_tokens, settings.chunk_overlap_tokens)
-        bar = tqdm(total=0, unit="doc", desc="indexing", disable=not sys.stderr.isatty())
+        targets: list[Path] | None = list(paths) if paths else None
+        if targets is None and not manifest_sources(settings.data_dir):
+            targets = [settings.seeds_dir]
+        if targets:
+            _existing(targets)
+        report = _changing_index(settings, targets, rebuild, add=False)
+    except UserError as exc:
+        fail(str(exc))
+    _print_report(report, settings, "Indexed")
+    if report.removed:
+        shown = ", ".join(report.removed[:10]) + (" ..." if len(report.removed) > 10 else "")
+        typer.echo(f"Removed {len(report.removed)} documents that are not under the given paths "
+                   f"({shown}): `qa index PATHS` makes the index hold exactly PATHS; "
+                   f"`qa add PATHS` adds without removing.")
 
-        def start(total: int) -> None:
-            bar.total = total
-            bar.refresh()
 
-        report = build_index(targets, settings.data_dir, embedder, params, rebuild=rebuild,
-                             progress=bar.update, on_document=start)
-        bar.close()
+@app.command("add")
+def add_command(
+    paths: list[Path] = typer.Argument(..., help="Files or folders to add (or update)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
+) -> None:
+    """Add documents to the index, keeping the others; unchanged ones are not re-embedded."""
+    try:
+        settings = Settings.from_env(data_dir=data_dir)
+        _existing(list(paths))
+        report = _changing_index(settings, list(paths), False, add=True)
     except UserError as exc:
         fail(str(exc))
     for skipped in report.skipped:
         typer.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
-    typer.echo(f"Indexed {report.documents} documents into {report.passages} passages in "
-               f"{report.seconds:.1f} s ({report.embedded_documents} embedded, "
-               f"{report.reused_documents} unchanged, {report.removed_documents} removed) "
-               f"-> {settings.data_dir / 'index'}")
+    typer.echo(f"Added {report.embedded_documents} documents ({report.reused_documents} "
+               f"unchanged) in {report.seconds:.1f} s; the index holds {report.documents} "
+               f"documents, {report.passages} passages."
+               + (f" Embedded: {', '.join(report.embedded[:10])}" if report.embedded else ""))
+
+
+@app.command("remove")
+def remove_command(
+    targets: list[str] = typer.Argument(..., help="Document ids (see `qa list`) or paths of "
+                                        "files or folders."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
+) -> None:
+    """Remove documents from the index (files removed from a source folder stay out)."""
+    from index.build import remove_from_index
+
+    try:
+        settings = Settings.from_env(data_dir=data_dir)
+        report = remove_from_index(list(targets), settings.data_dir,
+                                   settings.index_lock_timeout_s)
+    except UserError as exc:
+        fail(str(exc))
+    typer.echo(f"Removed {report.removed_documents} documents ({', '.join(report.removed)}); "
+               f"the index holds {report.documents} documents, {report.passages} passages.")
+
+
+@app.command("list")
+def list_command(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
+) -> None:
+    """List the indexed documents and the sources the index was built from."""
+    from index.store import open_index
+
+    try:
+        settings = Settings.from_env(data_dir=data_dir)
+        store = open_index(settings.data_dir)
+    except UserError as exc:
+        fail(str(exc))
+    records = sorted(store.list_documents(), key=lambda r: r.doc_id)
+    if as_json:
+        typer.echo(json.dumps({
+            "generation": store.generation, "sources": list(store.config.sources),
+            "excluded": list(store.config.excluded),
+            "documents": [{"doc_id": r.doc_id, "title": r.title, "source": r.source,
+                           "kind": r.kind, "passages": r.n_passages} for r in records]},
+            ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{len(records)} documents, {store.count_passages()} passages "
+               f"(index generation {store.generation})")
+    for record in records:
+        typer.echo(f"{record.doc_id}\t{record.n_passages:>4} passages\t{record.title}\t"
+                   f"{record.source}")
+    for source in store.config.sources:
+        typer.echo(f"source: {source}")
+    for excluded in store.config.excluded:
+        typer.echo(f"excluded: {excluded}")
 
 
 @app.command("search")
@@ -118,11 +219,15 @@ def ask_command(
     model: Optional[str] = typer.Option(None, help="Model name or .gguf path (QA_MODEL)."),
     k: Optional[int] = typer.Option(None, "-k", help="Passages shown to the model (QA_TOP_K)."),
     mode: Optional[str] = typer.Option(None, help="hybrid, dense or bm25."),
+    per_document: bool = typer.Option(False, "--by-document", help="Also show, per document, "
+                                      "its position on the question with its quote."),
     data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
 ) -> None:
     """Answer a question from the documents, streaming the model's draft, then the verified answer."""
-    from .pipeline import load_assistant
-    from .render import print_answer
+    from .compose import load_assistant
+    from dataclasses import replace
+
+    from .render import print_answer, print_by_document
 
     try:
         settings = Settings.from_env(data_dir=data_dir, backend=backend, model=model, top_k=k,
@@ -144,12 +249,17 @@ def ask_command(
                 answer = event.data
         if streaming:
             typer.echo("\n")
+        views = assistant.by_document(answer) if per_document else None
     except UserError as exc:
         fail(str(exc))
+    if views is not None:
+        answer = replace(answer, by_document=views)
     if as_json:
         typer.echo(json.dumps(answer.to_json(), ensure_ascii=False, indent=2))
     else:
         print_answer(answer)
+        if views is not None:
+            print_by_document(views)
     if answer.error:
         raise typer.Exit(2)
 

@@ -58,6 +58,18 @@ class AnswerSentence:
 
 
 @dataclass(frozen=True)
+class DocumentView:
+    """One document's answer to the question (`qa ask --by-document`), or that it has none."""
+
+    doc_id: str
+    title: str
+    addressed: bool
+    statement: str  # the document's best statement, or "does not address it"
+    citation: Citation | None  # the quote backing the statement (its n is 0: not a marker)
+    source: str = "answer"  # "answer": a verified sentence of the answer; "quote": its own words
+
+
+@dataclass(frozen=True)
 class Answer:
     """The result of answering one question; the same object behind `qa ask --json` and the API."""
 
@@ -80,6 +92,7 @@ class Answer:
     invalid_markers: int = 0  # markers in the draft that pointed at no passage shown
     removed_sentences: tuple[str, ...] = ()  # draft sentences the judge did not accept
     judge: str = ""  # name of the support judge that checked the draft
+    by_document: tuple[DocumentView, ...] = ()  # per-document positions, when asked for
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -16,14 +16,15 @@ from index.chunking import normalize_for_search
 
 from .abstain import EvidenceSignal, corpus_vocabulary, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator
+from .by_document import by_document
 from .citations import verify
 from .judge import SupportJudge
-from .contracts import Answer, Event, Hit, Turn
+from .contracts import Answer, DocumentView, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
 from .followup import standalone_question
 from .overlap import merge_overlapping
 from .prompt import NOT_IN_DOCUMENTS, fit_prompt
-from .retrieve import Retriever, check_question, make_retriever
+from .retrieve import Retriever, check_question
 from .settings import Settings
 
 ABSTAIN_TEXT = ("The documents don't say. None of the indexed documents answers this question; "
@@ -117,6 +118,7 @@ class Assistant:
         def finish(answer: Answer, first_token_s: float | None = None) -> Event:
             timings = {"retrieval_ms": retrieval_ms,
                        "first_token_ms": _ms(first_token_s) if first_token_s else None,
+                       "judge_ms": answer.timings.get("judge_ms"),
                        "total_ms": _ms(time.perf_counter() - started)}
             return Event("done", replace(answer, timings=timings))
 
@@ -158,6 +160,14 @@ class Assistant:
         yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, signal),
                      first_token_s)
 
+    def by_document(self, answer: Answer, depth: int = 10) -> tuple[DocumentView, ...]:
+        """Each document's position on the answer's question, with its quote (see by_document)."""
+        question = answer.standalone_question
+        pool = self.retriever.search(question, max(depth, self.settings.top_k),
+                                     self.settings.retrieval_mode)
+        documents = [(r.doc_id, r.title) for r in self.retriever.store.list_documents()]
+        return by_document(question, answer, pool, documents, self.score_sentences, depth)
+
     def _abstain(self, base: Answer, signal: EvidenceSignal) -> Answer:
         reason = (f"the question names {', '.join(signal.unknown_names)}, which no document "
                   f"mentions" if signal.unknown_names else
@@ -193,7 +203,10 @@ class Assistant:
                   signal: EvidenceSignal) -> Answer:
         """Keep the model's supported sentences; otherwise answer from the evidence."""
         try:
+            judging = time.perf_counter()
             checked = verify(raw, hits, self.judge, question)
+            base = replace(base, timings=dict(base.timings,
+                                              judge_ms=_ms(time.perf_counter() - judging)))
         except BackendError as exc:
             # Without a judge nothing the model wrote can be shown as sourced: quote instead.
             return self._from_evidence(replace(base, error=f"support judge failed: {exc}",
@@ -231,20 +244,10 @@ class Assistant:
 
 def load_assistant(settings: Settings, generator_factory: Callable[[], Generator] | None = None
                    ) -> Assistant:
-    """Open the index and embedder; the generator is created on first use."""
-    from index.embedding import make_embedder
-    from index.store import open_index
+    """Open the index and embedder; the generator is created on first use (see qa/compose.py)."""
+    from .compose import load_assistant as compose
 
-    store = open_index(settings.data_dir)
-    embedder = make_embedder(settings)
-    retriever = make_retriever(store, embedder, settings)
-
-    def default_factory() -> Generator:
-        from .backends import make_generator
-
-        return make_generator(settings)
-
-    return Assistant(settings, retriever, generator_factory or default_factory)
+    return compose(settings, generator_factory)
 
 
 def _default_judge(settings: Settings) -> SupportJudge:

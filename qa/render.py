@@ -39,3 +39,15 @@ def print_answer(answer: Answer) -> None:
                        f"{location(hit.source, hit.start, hit.end, hit.heading)}")
             typer.echo(textwrap.indent(textwrap.fill(" ".join(hit.text.split())[:300] + "…",
                                                      width=96), "    "))
+
+
+def print_by_document(views) -> None:
+    """Each document's position on the question, with the quote that backs it."""
+    typer.echo()
+    typer.secho("By document", bold=True)
+    for view in views:
+        typer.secho(f"{view.title} ({view.doc_id})", bold=view.addressed)
+        typer.echo(textwrap.indent(textwrap.fill(view.statement, width=96), "    "))
+        if view.citation is not None:
+            typer.secho(textwrap.indent(location(view.citation.source, view.citation.start,
+                                                 view.citation.end), "    "), dim=True)

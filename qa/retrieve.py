@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,26 +10,40 @@ import numpy as np
 from index.chunking import normalize_for_search
 from index.embedding import Embedder
 from index.errors import UserError
-from index.store import IndexStore, lexical_tokens
+from index.store_protocol import DocumentStore, check_embedder
 
 from .contracts import Hit
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(text: str, what: str = "The question") -> None:
+    """A one-line error when `text` is not valid Unicode (an unpaired UTF-16 surrogate, which
+    JSON's \\uD800 escapes can carry in but no encoder or tokenizer accepts)."""
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise UserError(f"{what} contains an unpaired UTF-16 surrogate "
+                        f"(U+{ord(bad.group()):04X}) at character {bad.start() + 1}: "
+                        f"send valid Unicode text.")
+
+
 def check_question(question: str, max_chars: int) -> str:
-    """The question, stripped; a one-line error for empty or oversized input."""
+    """The question, stripped; a one-line error for empty, oversized or invalid input."""
     if question is None or not question.strip():
         raise UserError("The question is empty: type a question about the documents.")
     if len(question) > max_chars:
         raise UserError(f"The question is {len(question):,} characters long; the limit is "
                         f"{max_chars:,} (QA_MAX_QUESTION_CHARS). Shorten it.")
+    check_text(question)
     return question.strip()
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """A passage row with its rank in each list and the fused score."""
+    """A passage (by its store id) with its rank in each list and the fused score."""
 
-    row: int
+    row: int  # the passage id in the store
     score: float
     dense_rank: int | None
     bm25_rank: int | None
@@ -58,7 +73,7 @@ def _convex(dense: list[tuple[int, float]], lexical: list[tuple[int, float]],
             + (1 - dense_weight) * lexical_norm.get(row, 0.0) for row in rows}
 
 
-def make_retriever(store: IndexStore, embedder: Embedder, settings) -> "Retriever":
+def make_retriever(store: DocumentStore, embedder: Embedder, settings) -> "Retriever":
     """A Retriever configured from Settings."""
     return Retriever(store, embedder, rrf_k=settings.rrf_k, candidates=settings.candidates,
                      fusion=settings.fusion, dense_weight=settings.dense_weight)
@@ -67,9 +82,9 @@ def make_retriever(store: IndexStore, embedder: Embedder, settings) -> "Retrieve
 class Retriever:
     """Searches one loaded index with one embedder."""
 
-    def __init__(self, store: IndexStore, embedder: Embedder, rrf_k: int = 60,
+    def __init__(self, store: DocumentStore, embedder: Embedder, rrf_k: int = 60,
                  candidates: int = 50, fusion: str = "convex", dense_weight: float = 0.5) -> None:
-        store.check_embedder(embedder.name, embedder.dimension)
+        check_embedder(store, embedder.name, embedder.dimension)
         self.store = store
         self.embedder = embedder
         self.rrf_k = rrf_k
@@ -78,23 +93,15 @@ class Retriever:
         self.dense_weight = dense_weight
 
     def dense(self, question: str, n: int) -> list[tuple[int, float]]:
-        """(row, cosine similarity) of the nearest passages."""
-        if not self.store.passages:
+        """(passage id, cosine similarity) of the nearest passages."""
+        if not self.store.count_passages():
             return []
         vector = self.embedder.embed([normalize_for_search(question)])
-        scores, rows = self.store.dense.search(vector, min(n, len(self.store.passages)))
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+        return self.store.search_dense(vector[0], n)
 
     def bm25(self, question: str, n: int) -> list[tuple[int, float]]:
-        """(row, BM25 score) of passages sharing at least one term with the question."""
-        if self.store.bm25 is None:
-            return []
-        tokens = lexical_tokens([question])
-        if not tokens[0]:
-            return []
-        rows, scores = self.store.bm25.retrieve(tokens, k=min(n, len(self.store.passages)),
-                                                show_progress=False)
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if s > 0]
+        """(passage id, BM25 score) of passages sharing at least one term with the question."""
+        return self.store.search_lexical(question, n)
 
     def rank(self, question: str, k: int, mode: str = "hybrid") -> list[Ranked]:
         """The top `k` passage rows for `mode` ('hybrid', 'dense' or 'bm25')."""
@@ -123,8 +130,8 @@ class Retriever:
         """The top `k` passages as Hits with title, source and exact span."""
         hits = []
         for rank, ranked in enumerate(self.rank(question, k, mode), start=1):
-            passage = self.store.passages[ranked.row]
-            document = self.store.documents[passage.doc_id]
+            passage = self.store.passage(ranked.row)
+            document = self.store.get_document(passage.doc_id)
             hits.append(Hit(rank=rank, score=round(ranked.score, 6), doc_id=passage.doc_id,
                             title=document.title, source=document.source, start=passage.start,
                             end=passage.end, text=passage.text, heading=passage.heading,

@@ -19,13 +19,47 @@ class Settings:
 
     data_dir: Path = _setting(Path(".qa-data"), "Folder for built indexes, eval runs and model "
                               "files (git-ignored).")
-    seeds_dir: Path = _setting(Path("seeds"), "Corpus indexed when `qa index` gets no paths.")
+    seeds_dir: Path = _setting(Path("seeds"), "Corpus indexed when `qa index` gets no paths "
+                               "and the index records no sources yet.")
     embedding_model: str = _setting("all-MiniLM-L6-v2", "'all-MiniLM-L6-v2' (packaged, offline) "
                                     "or a local sentence-transformers folder.")
+    embedding_backend: str = _setting("local", "Embedder: 'local' (the model in-process) or "
+                                      "'openai' (an OpenAI-compatible /v1/embeddings server: "
+                                      "vLLM, TEI, Ollama, llama.cpp, or another `qa serve`).")
+    embedding_base_url: str = _setting("http://127.0.0.1:8000/v1", "Base URL of the embedding "
+                                       "server (its /embeddings is called); the default is "
+                                       "`qa serve` on this machine.")
+    embedding_api_key: str = _setting("", "API key for the embedding server, if it needs one.")
+    embedding_server_model: str = _setting("", "Model name sent to the embedding server. Empty: "
+                                           "QA_EMBEDDING_MODEL, whose local tokenizer sizes "
+                                           "passages either way.")
+    embedding_batch_size: int = _setting(32, "Texts per request to the embedding server.")
+    embedding_concurrency: int = _setting(4, "Requests to the embedding server in flight at "
+                                          "once.")
+    embedding_timeout_s: float = _setting(60.0, "Seconds before one request to the embedding "
+                                          "server is abandoned (then retried).")
+    embedding_retries: int = _setting(3, "Retries of a request the embedding server timed out, "
+                                      "refused to connect or answered 408/429/5xx, with "
+                                      "exponential backoff.")
     chunk_max_tokens: int = _setting(160, "Largest passage in embedding-model tokens (the "
                                      "encoder truncates at 256).")
     chunk_overlap_tokens: int = _setting(40, "Tokens of whole sentences repeated between "
                                          "neighbouring passages.")
+    ann_threshold: int = _setting(100_000, "Passages from which the FAISS store builds an "
+                                  "approximate index (QA_ANN_KIND) instead of exact search.")
+    ann_kind: str = _setting("ivf", "Approximate FAISS index past QA_ANN_THRESHOLD: 'ivf' "
+                             "(IVF-Flat, trained) or 'hnsw' (graph; cannot delete in place).")
+    ann_nlist: int = _setting(0, "IVF lists; 0 means about 4 x sqrt(passages).")
+    ann_nprobe: int = _setting(32, "IVF lists searched per query: higher is slower and closer "
+                               "to exact.")
+    ann_hnsw_m: int = _setting(32, "HNSW links per vector: higher is larger and more accurate.")
+    ann_ef_search: int = _setting(128, "HNSW candidates explored per query: higher is slower "
+                                  "and closer to exact.")
+    index_lock_timeout_s: float = _setting(60.0, "Seconds a command that changes the index "
+                                           "waits for another one to finish before giving up.")
+    upload_max_bytes: int = _setting(20_000_000, "Largest file accepted by an upload "
+                                     "(POST /api/documents), in bytes.")
+    upload_max_files: int = _setting(20, "Most files accepted by one upload request.")
     retrieval_mode: str = _setting("hybrid", "'hybrid' (BM25 + dense, fused), 'dense' or 'bm25'.")
     top_k: int = _setting(5, "Passages retrieved and shown to the model.")
     fusion: str = _setting("convex", "How hybrid mode merges the lists: 'convex' (equal-weight sum "
@@ -36,10 +70,13 @@ class Settings:
     candidates: int = _setting(50, "Candidates taken from each retriever before fusion.")
     backend: str = _setting("embedded", "Generator: 'embedded' (llama.cpp in-process), 'ollama' "
                             "or 'openai' (any OpenAI-compatible server).")
-    model: str = _setting("", "Model: for embedded 'smollm2', 'gemma3' or a .gguf path; for "
-                          "ollama/openai the server's model name. Empty: the backend default.")
+    model: str = _setting("", "Model: for embedded a packaged model ('qwen-1.5b', 'qwen-0.5b', "
+                          "'smollm2', 'gemma3') or a .gguf path; for ollama/openai the server's "
+                          "model name. Empty: the backend default (embedded: smollm2).")
     context_window: int = _setting(2048, "Context size in tokens requested from the model "
                                    "(Ollama's num_ctx); prompts are fitted to it, never cut.")
+    threads: int = _setting(2, "llama.cpp threads; with other heavy work on the machine fewer "
+                            "threads is steadier.")
     max_answer_tokens: int = _setting(200, "Most tokens the model may write for one answer.")
     temperature: float = _setting(0.0, "Sampling temperature; 0 makes answers repeatable.")
     seed: int = _setting(0, "Sampling seed, recorded with every eval run.")
@@ -86,6 +123,15 @@ class Settings:
                             "(QA_BACKEND or --backend).")
         if self.fusion not in ("convex", "rrf"):
             raise UserError(f"Unknown fusion '{self.fusion}': use convex or rrf (QA_FUSION).")
+        if self.embedding_backend not in ("local", "openai"):
+            raise UserError(f"Unknown embedding backend '{self.embedding_backend}': use local "
+                            "or openai (QA_EMBEDDING_BACKEND).")
+        if self.embedding_batch_size < 1 or self.embedding_concurrency < 1:
+            raise UserError("QA_EMBEDDING_BATCH_SIZE and QA_EMBEDDING_CONCURRENCY must be at "
+                            "least 1.")
+        if self.ann_kind not in ("ivf", "hnsw"):
+            raise UserError(f"Unknown ANN kind '{self.ann_kind}': use ivf or hnsw "
+                            "(QA_ANN_KIND).")
         if self.top_k < 1:
             raise UserError("top_k must be at least 1 (QA_TOP_K or -k).")
         return self

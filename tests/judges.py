@@ -1,7 +1,7 @@
 """A deterministic support judge for fast tests: a real implementation of the judge seam.
 
 It accepts a claim only when every content word of it occurs in the evidence and the lexical
-pre-filter finds nothing wrong: far stricter than a model (no paraphrases), never lenient.
+pre-filter, with every rule on, finds nothing wrong: far stricter than a model (no paraphrases), never lenient.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from index.chunking import normalize_for_search
 from qa.judge.base import SUPPORTED, UNSUPPORTED, Claim, Verdict
-from qa.judge.prefilter import rejection
+from qa.judge.prefilter import PrefilterRules, rejection
 from qa.textmatch import coverage
 
 
@@ -21,6 +21,6 @@ class StrictWordJudge:
         verdicts = []
         for claim in claims:
             share = coverage(claim.text, normalize_for_search(claim.evidence_text))
-            ok = share == 1.0 and not rejection(claim)
+            ok = share == 1.0 and not rejection(claim, PrefilterRules(roles=True))
             verdicts.append(Verdict(SUPPORTED if ok else UNSUPPORTED, share, self.name))
         return verdicts

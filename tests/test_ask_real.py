@@ -44,7 +44,7 @@ def test_unanswerable_question_abstains(ask_index: Path):
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["abstained"] is True
-    assert answer["citations"] == [] and len(answer["passages"]) == 5
+    assert answer["citations"] == [] and 1 <= len(answer["passages"]) <= 5
 
 
 def test_text_output_streams_then_lists_sources(ask_index: Path):
@@ -63,5 +63,22 @@ def test_unreachable_ollama_fails_fast_with_passages(ask_index: Path):
     assert result.returncode == 2
     answer = json.loads(result.stdout)
     assert "QA_OLLAMA_HOST" in answer["error"]
-    assert len(answer["passages"]) == 5
+    assert 1 <= len(answer["passages"]) <= 5
     assert result.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_ask_by_document_shows_each_documents_position_with_its_quote(ask_index: Path):
+    result = run(["ask", "--json", "--by-document", "Where do Moscow and Tehran disagree on Assad?"],
+                 ask_index)
+    assert result.returncode == 0, result.stderr
+    views = json.loads(result.stdout)["by_document"]
+    assert len(views) == 5 and len({v["doc_id"] for v in views}) == 5
+    addressed = [v for v in views if v["addressed"]]
+    assert len(addressed) >= 2  # the question is about a disagreement several documents discuss
+    for view in addressed:
+        citation = view["citation"]
+        text = Path(citation["source"]).read_text(encoding="utf-8")
+        assert text[citation["start"]:citation["end"]] == citation["quote"]
+    text_run = run(["ask", "--by-document", "Where do Moscow and Tehran disagree on Assad?"],
+                   ask_index)
+    assert "By document" in text_run.stdout

@@ -202,9 +202,10 @@ def test_abstention_is_clear_and_shows_the_closest_passages(page_at, replay_assi
         sync_api.expect(abstain).to_be_visible()
         assert "The documents don't say" in abstain.inner_text()
         passages = turn.locator(".passage-list li")
-        sync_api.expect(passages).to_have_count(5)
         sync_api.expect(passages.first).to_be_visible()
-        assert turn.locator(".passages-summary").text_content() == "Closest passages (5)"
+        shown = passages.count()  # up to 5; overlapping neighbours are merged into one
+        assert 1 <= shown <= 5
+        assert turn.locator(".passages-summary").text_content() == f"Closest passages ({shown})"
         assert turn.locator(".answer a.cite").count() == 0
         assert turn.locator(".answer-block").is_hidden()
 
@@ -223,8 +224,8 @@ def test_backend_failure_shows_the_error_and_the_passages(page_at, hashing_seed_
         error = turn.locator(".turn-error")
         sync_api.expect(error).to_be_visible()
         assert "Cannot reach Ollama" in error.inner_text()
-        sync_api.expect(turn.locator(".passage-list li")).to_have_count(5)
         sync_api.expect(turn.locator(".passage-list li").first).to_be_visible()
+        assert 1 <= turn.locator(".passage-list li").count() <= 5
         assert turn.locator(".answer a.cite").count() >= 1  # answered from the passages
         ask(page, "Who said Assad is not our ally?")  # the page and server keep working
         assert page.locator("#conversation .turn").count() == 2

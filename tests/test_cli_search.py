@@ -90,7 +90,7 @@ def test_bad_paths_and_damaged_index(tmp_path: Path, cli_index: Path):
     import shutil
     shutil.copytree(build, copy)
     (damaged / "index").symlink_to(Path("builds") / build.name)
-    (copy / "vectors.npy").write_bytes(b"garbage")
+    (copy / "dense.faiss").write_bytes(b"garbage")
     result = run(["search", "Assad"], damaged)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1

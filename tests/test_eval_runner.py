@@ -66,10 +66,10 @@ def test_run_writes_results_summary_and_report(replay_assistant, questions_file,
 
     # Top 10 retrieved separately; recall@k agrees with where the gold quote really is.
     store = open_index(hashing_seed_index)
-    texts = {Path(r.source).name: store.document_text(d) for d, r in store.documents.items()}
+    texts = {Path(r.source).name: store.document_text(r.doc_id) for r in store.list_documents()}
     for row in rows[:3]:
         assert [h["rank"] for h in row["retrieved"]] == list(range(1, 11))
-        assert len(row["answer"]["passages"]) == 5
+        assert 1 <= len(row["answer"]["passages"]) <= 5  # overlapping neighbours merged
         spans = []
         for evidence in json.loads(next(line for line in questions_file.read_text().splitlines()
                                         if json.loads(line)["id"] == row["id"]))["evidence"]:
@@ -104,7 +104,8 @@ def test_run_writes_results_summary_and_report(replay_assistant, questions_file,
                                      "wrong_refusal_rate": 0.0, "abstained": 1,
                                      "unanswerable": 1, "answerable": 3}
     assert set(metrics["latency_ms"]) == {"retrieval_p50", "retrieval_p95", "first_token_p50",
-                                          "first_token_p95", "total_p50", "total_p95"}
+                                          "first_token_p95", "judge_p50", "judge_p95",
+                                          "total_p50", "total_p95"}
     assert summary["by_type"]["unanswerable"]["abstention_rate"] == 1.0
     assert summary["by_type"]["single_fact"]["questions"] == 2
 
@@ -113,7 +114,7 @@ def test_run_writes_results_summary_and_report(replay_assistant, questions_file,
     assert config["settings"]["temperature"] == "0.0" and config["settings"]["seed"] == "0"
     assert config["settings"]["abstain_threshold"] == "0.0"
     assert config["settings"]["top_k"] == "5"
-    assert config["index_manifest_hash"] == store.manifest_hash
+    assert config["index_manifest_hash"] == store.fingerprint
     assert config["embedder"] == "hashing-256"
     import hashlib
     assert config["questions_sha256"] == hashlib.sha256(questions_file.read_bytes()).hexdigest()

@@ -12,7 +12,8 @@ import pytest
 from index.build import build_index
 from index.embedding import HashingEmbedder
 from index.errors import IndexDamaged, IndexMismatch, IndexMissing, UserError
-from index.store import open_index
+from index.store import open_index, read_manifest
+from index.store_protocol import all_passages
 
 from conftest import SEEDS
 
@@ -42,16 +43,20 @@ def corpus(tmp_path: Path) -> Path:
 def test_manifest_records_model_chunking_and_hashes(corpus: Path, tmp_path: Path):
     build_index([corpus], tmp_path / "data", HashingEmbedder())
     store = open_index(tmp_path / "data")
-    manifest = store.manifest
-    assert manifest["format_version"] == 1
+    manifest = read_manifest(store.path)
+    assert manifest["format_version"] == 2 and manifest["generation"] == 1
+    assert manifest["sources"] == [str(corpus)]
     assert manifest["embedder"] == {"name": "hashing-256", "dimension": 256}
     assert manifest["chunking"]["max_tokens"] == 160
     assert len(manifest["documents"]) == 5
     assert all(len(d["content_hash"]) == 64 for d in manifest["documents"])
-    assert store.dense.ntotal == len(store.passages) == len(store.vectors)
-    titles = {d.doc_id: d.title for d in store.documents.values()}
+    assert store.dense_size == store.count_passages() == len(all_passages(store)) > 100
+    titles = {d.doc_id: d.title for d in store.list_documents()}
     assert titles["004_a0ef8930b097d28c"].startswith("Marriage of Convenience")
-    assert store.documents["003_d8c3740e974eafd9"].meta["author"] == "Jamie Stewart"
+    assert store.get_document("003_d8c3740e974eafd9").meta["author"] == "Jamie Stewart"
+    # Every stored file, texts included, has a size and checksum in the manifest.
+    assert {f"texts/{d}.txt" for d in titles} <= set(manifest["files"])
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
 
 
 def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_path: Path):
@@ -59,7 +64,7 @@ def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_
     first = CountingEmbedder()
     build_index([corpus], data, first)
     total = first.embedded
-    assert total == len(open_index(data).passages)
+    assert total == open_index(data).count_passages()
 
     again = CountingEmbedder()
     report = build_index([corpus], data, again)
@@ -72,16 +77,17 @@ def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_
     third = CountingEmbedder()
     report = build_index([corpus], data, third)
     store = open_index(data)
-    n_changed = sum(1 for p in store.passages if p.doc_id == "001_cc0add0a45bd4355")
+    n_changed = len(store.passages_of("001_cc0add0a45bd4355"))
     assert third.embedded == n_changed
     assert (report.embedded_documents, report.reused_documents, report.removed_documents) == (1, 3, 1)
-    assert "003_d8c3740e974eafd9" not in store.documents
-    assert all(p.doc_id != "003_d8c3740e974eafd9" for p in store.passages)
-    # Reused vectors still belong to their passages.
+    assert store.get_document("003_d8c3740e974eafd9") is None
+    assert all(p.doc_id != "003_d8c3740e974eafd9" for _, p in all_passages(store))
+    # Reused vectors still belong to their passages (looked up by passage id).
     fresh = HashingEmbedder()
     from index.chunking import embedding_text
-    row = next(i for i, p in enumerate(store.passages) if p.doc_id == "004_a0ef8930b097d28c")
-    assert np.allclose(store.vectors[row], fresh.embed([embedding_text(store.passages[row])])[0])
+    pid, passage = store.passages_of("004_a0ef8930b097d28c")[3]
+    assert np.allclose(store.vector(pid), fresh.embed([embedding_text(passage)])[0])
+    assert store.search_dense(store.vector(pid), 1)[0][0] == pid
 
 
 def test_killed_build_leaves_previous_index_usable(corpus: Path, tmp_path: Path):
@@ -94,7 +100,7 @@ def test_killed_build_leaves_previous_index_usable(corpus: Path, tmp_path: Path)
         build_index([corpus], data, CountingEmbedder(fail_after=0), rebuild=True)
     after = open_index(data)
     assert after.path == before.path
-    assert [p.text for p in after.passages] == [p.text for p in before.passages]
+    assert [p.text for _, p in all_passages(after)] == [p.text for _, p in all_passages(before)]
 
 
 def test_damaged_index_file_gives_one_line_rebuild_hint(corpus: Path, tmp_path: Path):
@@ -137,9 +143,9 @@ def test_passages_file_matches_document_texts(corpus: Path, tmp_path: Path):
     data = tmp_path / "data"
     build_index([corpus], data, HashingEmbedder())
     store = open_index(data)
-    for passage in store.passages:
+    for _, passage in all_passages(store):
         assert store.document_text(passage.doc_id)[passage.start:passage.end] == passage.text
-        source = Path(store.documents[passage.doc_id].source)
+        source = Path(store.get_document(passage.doc_id).source)
         assert source.read_text(encoding="utf-8")[passage.start:passage.end] == passage.text
     rows = [json.loads(line) for line in (store.path / "passages.jsonl").open(encoding="utf-8")]
-    assert len(rows) == len(store.passages)
+    assert len(rows) == store.count_passages()

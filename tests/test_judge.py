@@ -14,7 +14,8 @@ from eval.judge_check import load_pairs, score
 from index.errors import UserError
 from qa.judge import make_judge
 from qa.judge.base import SUPPORTED, UNSUPPORTED, Claim, Verdict, judge_one
-from qa.judge.prefilter import PrefilteredJudge, hedge_mismatch, missing_names, numbers_of
+from qa.judge.prefilter import (PrefilteredJudge, PrefilterRules, hedge_mismatch, missing_names,
+                                 numbers_of)
 from qa.settings import Settings
 
 from fake_servers import running_ollama_server, running_openai_server
@@ -166,5 +167,6 @@ def test_former_and_latter_are_spelled_out_for_the_judge_only():
         "Lists and tuples differ: the former are mutable."  # no names: left alone
     claim = Claim("Russia insists on keeping Assad, while Iran is more flexible.", (ASSAD,))
     assert "Iran insists" in claim.evidence_text and claim.evidence == (ASSAD,)
-    verdict = PrefilteredJudge(CountingJudge()).judge([claim])[0]
+    # With the names spelled out, the (optional) role check sees whose position is whose.
+    verdict = PrefilteredJudge(CountingJudge(), PrefilterRules(roles=True)).judge([claim])[0]
     assert verdict.label == UNSUPPORTED and "another actor" in verdict.reason

@@ -192,3 +192,28 @@ def test_overlapping_passages_are_merged_into_one_span():
     assert merged[0].text == doc and merged[0].score == 1.0
     apart = merge_overlapping([hit(1, 0, 10), hit(2, 21, 33)])
     assert [(h.start, h.end) for h in apart] == [(0, 10), (21, 33)]
+
+
+def test_by_document_view_gives_each_document_a_quote_or_says_it_does_not_address_it(
+        replay_assistant):
+    from qa.by_document import NOT_ADDRESSED
+
+    n = status_quo_passage(replay_assistant)
+    assistant = replay_assistant(f"Iran stands for maintaining the current status quo [{n}].",
+                                 abstain_threshold=-1)
+    answer = assistant.ask(QUESTION)
+    views = assistant.by_document(answer, depth=3)
+    documents = {r.doc_id for r in assistant.retriever.store.list_documents()}
+    assert {v.doc_id for v in views} == documents and len(views) == len(documents)
+    addressed = [v for v in views if v.addressed]
+    assert 1 <= len(addressed) <= 3  # only documents with a passage among the 3 best
+    assert all(not v.addressed for v in views[len(addressed):])  # unaddressed ones come last
+    for view in views:
+        if not view.addressed:
+            assert view.statement == NOT_ADDRESSED and view.citation is None
+            continue
+        text = Path(view.citation.source).read_text(encoding="utf-8")
+        assert text[view.citation.start:view.citation.end] == view.citation.quote
+    from_answer = [v for v in views if v.source == "answer"]
+    assert [v.statement for v in from_answer] == [
+        "Iran stands for maintaining the current status quo."]

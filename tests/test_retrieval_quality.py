@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_hybrid_beats_dense_and_bm25(real_seed_index, real_embedder):
     store = open_index(real_seed_index)
     retriever = make_retriever(store, real_embedder, Settings(data_dir=real_seed_index))
-    texts = {Path(r.source).name: store.document_text(i) for i, r in store.documents.items()}
+    texts = {Path(r.source).name: store.document_text(r.doc_id) for r in store.list_documents()}
     questions = [q for q in load_questions(ROOT / "eval" / "seed_questions.jsonl") if q.answerable]
     scores = {mode: mean_scores([retrieval_scores(retriever.search(q.question, 10, mode),
                                                   gold_spans(q, texts)) for q in questions])

@@ -88,7 +88,7 @@ def test_ask_returns_the_verified_answer_with_exact_quotes(client, supported_rep
         assert citation["quote"] == text[citation["start"]:citation["end"]]
         assert citation["passage_start"] <= citation["start"] < citation["end"] \
             <= citation["passage_end"]
-    assert len(answer["passages"]) == 5
+    assert 1 <= len(answer["passages"]) <= 5  # overlapping neighbours are merged
     for hit in answer["passages"]:
         assert hit["text"] == doc_text(client, hit["doc_id"])[hit["start"]:hit["end"]]
 
@@ -102,7 +102,7 @@ def test_stream_yields_passages_tokens_then_the_verified_answer(client, supporte
     assert names[0] == "passages" and names[-1] == "done"
     assert set(names[1:-1]) == {"token"} and len(names) > 10
     hits = events[0][1]["hits"]
-    assert len(hits) == 5 and all(hit["text"] for hit in hits)
+    assert 1 <= len(hits) <= 5 and all(hit["text"] for hit in hits)
     draft = "".join(data["text"] for name, data in events if name == "token")
     assert draft == supported_reply  # the model's draft, unverified, as it was streamed
     done = events[-1][1]
@@ -140,7 +140,7 @@ def test_abstention(replay_assistant):
         answer = client.post("/api/ask", json={"question": QUESTION}).json()
         assert answer["abstained"] is True and answer["mode"] == "abstained"
         assert answer["answer"].startswith("The documents don't say")
-        assert answer["citations"] == [] and len(answer["passages"]) == 5
+        assert answer["citations"] == [] and 1 <= len(answer["passages"]) <= 5
         events = parse_sse(client.get("/api/ask/stream", params={"question": QUESTION}).text)
         assert [name for name, _ in events] == ["passages", "done"]
         assert events[-1][1]["abstained"] is True
@@ -158,7 +158,7 @@ def test_backend_failure_streams_an_error_and_still_answers_from_the_passages(
         assert "refused the connection" in events[1][1]["message"]
         done = events[2][1]
         assert done["error"].startswith("The model server")
-        assert done["mode"] == "extractive" and len(done["passages"]) == 5
+        assert done["mode"] == "extractive" and 1 <= len(done["passages"]) <= 5
         assert done["citations"] and done["answer"]
         # The server is still up and answers the next requests.
         again = client.post("/api/ask", json={"question": QUESTION})
@@ -262,7 +262,7 @@ def test_documents_list_the_seed_corpus_with_its_metadata(client):
     assert by_file["004_a0ef8930b097d28c.txt"]["author"] == "Nikolay A. Kozhanov"
     assert by_file["000_039ca47dc707ee83.txt"]["publisher"] == "Global Research"
     store = client.assistant.retriever.store
-    assert sum(d["n_passages"] for d in documents) == len(store.passages)
+    assert sum(d["n_passages"] for d in documents) == store.count_passages()
     one = client.get("/api/documents/001_cc0add0a45bd4355").json()
     assert one["text"] == (SEEDS / "001_cc0add0a45bd4355.txt").read_text(encoding="utf-8")
     assert one["date"] == "2018-02-20"
@@ -392,20 +392,41 @@ def test_a_client_that_leaves_mid_answer_frees_the_model(hashing_seed_index, has
         assert answer["error"] is None
 
 
-def test_first_start_builds_the_missing_index_from_the_seeds(tmp_path, seed_copy, monkeypatch):
+def test_app_opens_the_index_through_the_composition_root(tmp_path, seed_copy, monkeypatch):
     # The hashing embedder stands in for MiniLM in both the build and the load.
     monkeypatch.setattr("index.embedding.SentenceTransformerEmbedder",
                         lambda *args, **kwargs: HashingEmbedder())
+    build_index([seed_copy], tmp_path / "data", HashingEmbedder())
     settings = Settings(data_dir=tmp_path / "data", seeds_dir=seed_copy)
     with TestClient(create_app(settings)) as client:
         documents = client.get("/api/documents").json()["documents"]
         assert len(documents) == 5
-        assert (tmp_path / "data" / "index" / "manifest.json").is_file()
+        assert client.get("/api/health").json()["documents"] == 5
         assert client.get("/api/search", params={"q": "Assad"}).json()["hits"]
 
 
-def test_start_without_index_or_seeds_fails_with_one_clear_line(tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", seeds_dir=tmp_path / "missing")
-    with pytest.raises(UserError, match="no seed folder"):
+def test_start_without_an_index_says_to_run_qa_index_and_builds_nothing(tmp_path, seed_copy):
+    settings = Settings(data_dir=tmp_path / "data", seeds_dir=seed_copy)
+    with pytest.raises(UserError) as error:
         with TestClient(create_app(settings)):
             pass
+    message = str(error.value)
+    assert "\n" not in message and "qa index" in message and str(tmp_path / "data") in message
+    assert not (tmp_path / "data" / "index").exists()  # the web app never builds an index
+
+
+def test_ask_by_document_returns_each_documents_position(client):
+    answer = client.post("/api/ask", json={"question": QUESTION, "by_document": True}).json()
+    views = answer["by_document"]
+    documents = client.get("/api/documents").json()["documents"]
+    assert sorted(v["doc_id"] for v in views) == sorted(d["doc_id"] for d in documents)
+    for view in views:
+        if view["addressed"]:
+            quote = view["citation"]["quote"]
+            assert quote == doc_text(client, view["doc_id"])[
+                view["citation"]["start"]:view["citation"]["end"]]
+        else:
+            assert view["statement"] == "does not address it" and view["citation"] is None
+    assert any(v["addressed"] for v in views)
+    plain = client.post("/api/ask", json={"question": QUESTION}).json()
+    assert plain["by_document"] == []

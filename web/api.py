@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from index.errors import UserError
 from qa.contracts import Answer, Hit, Turn
@@ -15,6 +16,7 @@ from qa.pipeline import Assistant
 from qa.retrieve import check_question
 
 from .documents import document_info, get_document
+from .limits import QUESTION_SCHEMA, UnicodeText
 from .sse import closing_threadpool_stream, sse_stream
 
 router = APIRouter(prefix="/api")
@@ -25,9 +27,9 @@ MAX_HISTORY_TURNS = 20
 class TurnIn(BaseModel):
     """One earlier exchange, as the page keeps it."""
 
-    question: str = Field(max_length=20_000)
-    standalone_question: str = Field("", max_length=20_000)
-    answer: str = Field("", max_length=20_000)
+    question: UnicodeText = Field(max_length=20_000)
+    standalone_question: UnicodeText = Field("", max_length=20_000)
+    answer: UnicodeText = Field("", max_length=20_000)
 
     def to_turn(self) -> Turn:
         return Turn(self.question, self.standalone_question or self.question, self.answer)
@@ -36,9 +38,27 @@ class TurnIn(BaseModel):
 class AskRequest(BaseModel):
     """A question and, for follow-ups, the conversation so far (oldest first)."""
 
-    question: str = Field(description="The question; at most QA_MAX_QUESTION_CHARS characters.")
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"question": "Where do Moscow and Tehran disagree on Assad?"},
+        {"question": "And what does Russia want?", "history": [
+            {"question": "Where do Moscow and Tehran disagree on Assad?",
+             "answer": "Iran insists on keeping Assad [1]."}]}]})
+
+    question: str = Field(description="The question: not blank, at most QA_MAX_QUESTION_CHARS "
+                                      "characters, valid Unicode.",
+                          json_schema_extra=QUESTION_SCHEMA)
     history: list[TurnIn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
                                   description="Earlier turns, used to rewrite follow-ups.")
+    by_document: bool = Field(False, strict=True, description="Also return, per document, its "
+                              "position on the question with its quote (`by_document`).")
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="'ok' when the service answers.")
+    documents: int
+    passages: int
+    backend: str
+    model: str
 
 
 class SearchResponse(BaseModel):
@@ -69,7 +89,7 @@ class DocumentWithText(DocumentInfo):
 
 
 def assistant_of(request: Request) -> Assistant:
-    return request.app.state.assistant
+    return request.app.state.live.current()
 
 
 def checked_question(request: Request, question: str) -> str:
@@ -80,19 +100,47 @@ def checked_question(request: Request, question: str) -> str:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
 
 
+HISTORY_SHAPE = (f"history must be a JSON list of at most {MAX_HISTORY_TURNS} objects with "
+                 f"'question', 'standalone_question' and 'answer' strings")
+
+# `history` is JSON inside a query parameter; FastAPI cannot describe that, so it is read from
+# the query string and documented here.
+HISTORY_PARAMETER = {
+    "name": "history", "in": "query", "required": False,
+    "description": "Earlier turns (oldest first), as JSON: "
+                   "[{question, standalone_question, answer}].",
+    "content": {"application/json": {"schema": {
+        "type": "array", "maxItems": MAX_HISTORY_TURNS,
+        "items": {"$ref": "#/components/schemas/TurnIn"}}}},
+}
+
+
 def parse_history(raw: str | None) -> list[Turn]:
     """The `history` query parameter: a JSON list of {question, standalone_question, answer}."""
     if not raw:
         return []
     try:
         data = json.loads(raw)
-        if not isinstance(data, list) or len(data) > MAX_HISTORY_TURNS:
-            raise ValueError
-        return [TurnIn.model_validate(item).to_turn() for item in data]
-    except (ValueError, ValidationError) as exc:
-        raise HTTPException(status_code=422, detail=(
-            f"history must be a JSON list of at most {MAX_HISTORY_TURNS} objects with "
-            f"'question', 'standalone_question' and 'answer' strings.")) from exc
+    except RecursionError:  # "[[[[..." nests deeper than the parser's stack
+        raise HTTPException(status_code=422, detail=f"{HISTORY_SHAPE}; this one nests too "
+                                                    f"deeply.") from None
+    except ValueError:
+        raise HTTPException(status_code=422, detail=f"{HISTORY_SHAPE}; this one is not valid "
+                                                    f"JSON.") from None
+    if not isinstance(data, list) or len(data) > MAX_HISTORY_TURNS:
+        raise HTTPException(status_code=422, detail=f"{HISTORY_SHAPE}.")
+    turns = []
+    for i, item in enumerate(data):
+        try:
+            turns.append(TurnIn.model_validate(item).to_turn())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            problem = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+            raise HTTPException(status_code=422, detail=(
+                f"{HISTORY_SHAPE}; turn {i}{': ' + where if where else ''}: "
+                f"{problem.rstrip('.')}.")) from None
+    return turns
 
 
 @router.post("/ask", response_model=Answer, tags=["answers"],
@@ -100,7 +148,10 @@ def parse_history(raw: str | None) -> list[Turn]:
 def ask(request: Request, body: AskRequest) -> dict:
     """The verified answer, its citations (quote == document text[start:end]) and passages."""
     question = checked_question(request, body.question)
-    answer = assistant_of(request).ask(question, [t.to_turn() for t in body.history])
+    assistant = assistant_of(request)
+    answer = assistant.ask(question, [t.to_turn() for t in body.history])
+    if body.by_document:
+        answer = replace(answer, by_document=assistant.by_document(answer))
     return answer.to_json()
 
 
@@ -114,18 +165,44 @@ STREAM_DOC = """Server-sent events, each with JSON data:
 """
 
 
+def _event(name: str, data: dict) -> dict:
+    """JSON Schema of one server-sent event `name` whose data is JSON matching `data`."""
+    return {"type": "object", "required": ["event", "data"],
+            "properties": {"event": {"const": name},
+                           "data": {"type": "string", "contentMediaType": "application/json",
+                                    "contentSchema": data}}}
+
+
+def _object(**properties: dict) -> dict:
+    return {"type": "object", "required": list(properties), "properties": properties,
+            "additionalProperties": False}
+
+
+# Each event of the stream (OpenAPI 3.1: the schema of a text/event-stream describes one event).
+STREAM_EVENT_SCHEMA = {"oneOf": [
+    _event("rewrite", _object(standalone_question={"type": "string"})),
+    _event("passages", _object(hits={"type": "array",
+                                     "items": {"$ref": "#/components/schemas/Hit"}})),
+    _event("token", _object(text={"type": "string"})),
+    _event("error", {**_object(message={"type": "string"}),
+                     "properties": {"message": {"type": "string"},
+                                    "fatal": {"type": "boolean"}}}),
+    _event("done", {"$ref": "#/components/schemas/Answer"}),
+]}
+
+
 @router.get("/ask/stream", tags=["answers"],
             summary="Answer a question as server-sent events",
             description=STREAM_DOC, response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}}})
+            responses={200: {"description": "Server-sent events, `done` last.",
+                             "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}}}},
+            openapi_extra={"parameters": [HISTORY_PARAMETER]})
 def ask_stream(request: Request,
-               question: Annotated[str, Query(description="The question.")],
-               history: Annotated[str | None, Query(
-                   description="JSON list of earlier turns: "
-                               "[{question, standalone_question, answer}]")] = None,
+               question: Annotated[str, Query(description="The question.",
+                                              json_schema_extra=QUESTION_SCHEMA)],
                ) -> StreamingResponse:
     question = checked_question(request, question)
-    turns = parse_history(history)
+    turns = parse_history(request.query_params.get("history"))
     events = assistant_of(request).stream(question, turns)
     return StreamingResponse(closing_threadpool_stream(sse_stream(events)),
                              media_type="text/event-stream",
@@ -135,7 +212,8 @@ def ask_stream(request: Request,
 @router.get("/search", response_model=SearchResponse, tags=["answers"],
             summary="Retrieve passages only")
 def search(request: Request,
-           q: Annotated[str, Query(description="What to look for.")],
+           q: Annotated[str, Query(description="What to look for.",
+                                   json_schema_extra=QUESTION_SCHEMA)],
            k: Annotated[int, Query(ge=1, le=50, description="How many passages.")] = 5) -> dict:
     question = checked_question(request, q)
     assistant = assistant_of(request)
@@ -147,7 +225,7 @@ def search(request: Request,
             summary="The indexed documents")
 def documents(request: Request) -> dict:
     store = assistant_of(request).retriever.store
-    return {"documents": [document_info(r) for r in store.documents.values()]}
+    return {"documents": [document_info(r) for r in store.list_documents()]}
 
 
 @router.get("/documents/{doc_id}", response_model=DocumentWithText, tags=["documents"],
@@ -159,10 +237,11 @@ def document(request: Request, doc_id: str) -> dict:
     return {**document_info(record), "text": store.document_text(record.doc_id)}
 
 
-@router.get("/health", tags=["service"], summary="Is the service up, and what does it serve")
+@router.get("/health", response_model=HealthResponse, tags=["service"],
+            summary="Is the service up, and what does it serve")
 def health(request: Request) -> dict:
     assistant = assistant_of(request)
     backend, model = assistant.backend_label()
-    return {"status": "ok", "documents": len(assistant.retriever.store.documents),
-            "passages": len(assistant.retriever.store.passages), "backend": backend,
+    return {"status": "ok", "documents": assistant.retriever.store.count_documents(),
+            "passages": assistant.retriever.store.count_passages(), "backend": backend,
             "model": model}

@@ -18,13 +18,15 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from index.errors import UserError
+from index.errors import IndexDamaged, UserError
 from qa.backends.base import BackendError
+from qa.compose import Components
 from qa.pipeline import Assistant
 from qa.settings import Settings
 
-from . import api, openai_compat, pages
-from .limits import BodySizeLimit, SecurityHeaders
+from . import api, embeddings_api, openai_compat, pages, uploads
+from .limits import SecurityHeaders, document_api
+from .live import LiveAssistant
 
 log = logging.getLogger("web")
 
@@ -32,30 +34,20 @@ HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = 64 * 1024
 
 
-def load_or_build_assistant(settings: Settings) -> Assistant:
-    """Open the index; on a first start with no index, build it from the seed corpus."""
-    from index.errors import IndexMissing
-    from qa.pipeline import load_assistant
+def live_assistant(settings: Settings, assistant: Assistant | None = None) -> LiveAssistant:
+    """The assistant the server follows the index with; built by the composition root.
 
-    try:
-        return load_assistant(settings)
-    except IndexMissing:
-        from index.build import build_index
-        from index.chunking import ChunkingParams
-        from index.embedding import SentenceTransformerEmbedder
-
-        log.warning("No index in %s: building one from %s (first start only, about a minute)...",
-                    settings.data_dir, settings.seeds_dir)
-        if not Path(settings.seeds_dir).is_dir():
-            raise UserError(f"No index in {settings.data_dir} and no seed folder "
-                            f"{settings.seeds_dir} to build one from: run `qa index PATHS` "
-                            f"or set QA_SEEDS_DIR.")
-        report = build_index([Path(settings.seeds_dir)], settings.data_dir,
-                             SentenceTransformerEmbedder(settings.embedding_model),
-                             ChunkingParams(settings.chunk_max_tokens,
-                                            settings.chunk_overlap_tokens))
-        log.warning("Indexed %d documents into %d passages.", report.documents, report.passages)
-        return load_assistant(settings)
+    The server never builds an index itself: without one, this fails with one line saying to
+    run `qa index` (scripts/run.sh does so before serving).
+    """
+    if assistant is None:
+        components = Components(settings)
+        return LiveAssistant(components, components.assistant())
+    # A given assistant (tests) shares its own embedder, model and judge with later versions.
+    components = Components(assistant.settings, embedder=assistant.retriever.embedder,
+                            generator_factory=lambda: assistant.generator,
+                            judge_factory=lambda: assistant.judge)
+    return LiveAssistant(components, assistant)
 
 
 def _templates() -> Jinja2Templates:
@@ -79,14 +71,23 @@ def _message(exc: RequestValidationError) -> str:
     errors = exc.errors()
     if not errors:
         return "Invalid request."
-    first = errors[0]
-    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "request"
-    return f"Invalid request: {where}: {first.get('msg', 'invalid value')}."
+    # A validator's own message says what to do; prefer it to the other branches of a union.
+    first = next((e for e in errors if e.get("type") == "value_error"), errors[0])
+    if first.get("type") == "json_invalid":
+        problem = (first.get("ctx") or {}).get("error", "JSON decode error")
+        return (f"Invalid request: the body is not valid JSON ({problem} at character "
+                f"{first['loc'][-1]}): send a JSON object.")
+    where = ".".join(str(part) for part in first.get("loc", ())  # not pydantic's branch tags
+                     if part != "body" and not any(c in str(part) for c in "[(")) or "request"
+    problem = str(first.get("msg", "invalid value")).removeprefix("Value error, ").rstrip(".")
+    return f"Invalid request: {where}: {problem}."
 
 
 def _error(request: Request, status: int, message: str) -> JSONResponse | HTMLResponse:
     """A one-line error in the shape the caller expects: OpenAI's, JSON, or a small page."""
     path = request.url.path
+    # Never echo an unpaired surrogate back: the JSON writer cannot encode it.
+    message = message.encode("utf-8", "replace").decode("utf-8")
     if path.startswith("/v1/"):
         kind = "invalid_request_error" if status < 500 else "server_error"
         return JSONResponse({"error": {"message": message, "type": kind, "param": None,
@@ -98,11 +99,17 @@ def _error(request: Request, status: int, message: str) -> JSONResponse | HTMLRe
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    # The schema documents these errors, and the question limit from this app's settings.
+    document_api(app, {"max_question_chars": app.state.settings.max_question_chars})
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         if exc.status_code == 404 and message == "Not Found":
             message = "Nothing here: check the address."
+        elif exc.status_code == 400 and message == "There was an error parsing the body":
+            message = ("The request body could not be read as JSON (invalid UTF-8, or nested "
+                       "too deeply): send a JSON object.")
         return _error(request, exc.status_code, message)
 
     @app.exception_handler(RequestValidationError)
@@ -112,6 +119,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BackendError)
     async def backend_down(request: Request, exc: BackendError):
         return _error(request, 503, str(exc).splitlines()[0] if str(exc) else "Backend failed.")
+
+    @app.exception_handler(IndexDamaged)
+    async def index_damaged(request: Request, exc: IndexDamaged):
+        # The server's stored index is at fault, not the request.
+        return _error(request, 503, str(exc).splitlines()[0])
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):
@@ -145,16 +157,17 @@ def _install_docs(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAPI:
-    """The app; without `assistant` it loads one (building the index if needed) at startup."""
+    """The app; without `assistant` it opens the index at startup. Either way it follows
+    re-indexes by other processes (web/live.py)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        if getattr(app.state, "assistant", None) is None:
-            app.state.assistant = await anyio.to_thread.run_sync(load_or_build_assistant,
-                                                                 settings)
-            backend, model = app.state.assistant.backend_label()
+        if getattr(app.state, "live", None) is None:
+            app.state.live = await anyio.to_thread.run_sync(live_assistant, settings)
+            current = app.state.live.current()
+            backend, model = current.backend_label()
             log.warning("Ready: %d documents, backend %s (%s).",
-                        len(app.state.assistant.retriever.store.documents), backend, model)
+                        current.retriever.store.count_documents(), backend, model)
         yield
 
     app = FastAPI(title="Cited QA", version="0.1.0", lifespan=lifespan,
@@ -162,15 +175,20 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
                   description="Answers questions about a document collection; every statement "
                               "cites the exact words of its source.")
     app.state.settings = settings
-    app.state.assistant = assistant
+    app.state.live = live_assistant(settings, assistant) if assistant is not None else None
     app.state.templates = _templates()
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    # Uploads get room for their files; every other body stays small.
+    app.add_middleware(uploads.BodyLimitByRoute, max_bytes=MAX_BODY_BYTES,
+                       upload_bytes=settings.upload_max_bytes * settings.upload_max_files
+                       + uploads.MULTIPART_OVERHEAD)
     _install_error_handlers(app)
     _install_docs(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.router)
+    app.include_router(uploads.router)
     app.include_router(openai_compat.router)
+    app.include_router(embeddings_api.router)
     app.include_router(pages.router)
     return app
 
@@ -182,12 +200,15 @@ def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     log.setLevel(logging.INFO)
     # Loaded before uvicorn starts, so a missing model or corpus is one clear line, not a trace.
-    assistant = load_or_build_assistant(settings)
+    live = live_assistant(settings)
+    assistant = live.current()
     try:  # load the model now too, so the first question is not the slow one
         assistant.generator
     except BackendError as exc:
         log.warning("%s -- the server still answers with retrieved passages.", exc)
-    log.info("Serving %d documents on http://%s:%d/", len(assistant.retriever.store.documents),
-             settings.host, settings.port)
-    uvicorn.run(create_app(settings, assistant), host=settings.host, port=settings.port,
-                log_level="info")
+    log.info("Serving %d documents on http://%s:%d/ (following re-indexes of %s)",
+             assistant.retriever.store.count_documents(), settings.host, settings.port,
+             settings.data_dir)
+    app = create_app(settings)
+    app.state.live = live
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")

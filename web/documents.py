@@ -7,17 +7,22 @@ from dataclasses import dataclass
 
 from fastapi import HTTPException
 
-from index.store import DocumentRecord, IndexStore
-
-# Ids are made by the indexer from file names; anything else is refused before any lookup.
-DOC_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+from index.store_protocol import DocumentRecord, DocumentStore
 
 
-def get_document(store: IndexStore, doc_id: str) -> DocumentRecord:
+def get_document(store: DocumentStore, doc_id: str) -> DocumentRecord:
     """The indexed document with this id; 404 for anything that is not one (never a path)."""
-    if not DOC_ID.fullmatch(doc_id or "") or doc_id not in store.documents:
+    record = store.get_document(doc_id) if _plausible(doc_id) else None
+    if record is None:
         raise HTTPException(status_code=404, detail="No document with this id in the index.")
-    return store.documents[doc_id]
+    return record
+
+
+def _plausible(doc_id: str) -> bool:
+    """Ids are made from file names (letters, marks and digits of any script, `_`, `.`, `-`);
+    anything path-like is refused before any lookup, so an id is never read as a path."""
+    return bool(doc_id) and len(doc_id) <= 200 and "/" not in doc_id and "\\" not in doc_id \
+        and doc_id not in (".", "..") and "\x00" not in doc_id
 
 
 def document_info(record: DocumentRecord) -> dict:
@@ -53,11 +58,11 @@ def valid_span(start: int | None, end: int | None, length: int) -> tuple[int, in
     return start, end
 
 
-def containing_passage(store: IndexStore, doc_id: str, span: tuple[int, int]
+def containing_passage(store: DocumentStore, doc_id: str, span: tuple[int, int]
                        ) -> tuple[int, int] | None:
     """The first passage of the document that holds the whole span (for the light highlight)."""
-    for passage in store.passages:
-        if passage.doc_id == doc_id and passage.start <= span[0] and span[1] <= passage.end:
+    for _, passage in store.passages_of(doc_id):
+        if passage.start <= span[0] and span[1] <= passage.end:
             return passage.start, passage.end
     return None
 

@@ -14,11 +14,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from index.errors import UserError
-from qa.contracts import Answer, Turn
+from qa.contracts import Answer, Citation, Turn
 from qa.followup import standalone_question
 from qa.pipeline import Assistant
 from qa.retrieve import check_question
 
+from .limits import UnicodeText
 from .sse import closing_threadpool_stream
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -30,13 +31,13 @@ CHUNK_WORDS = 3  # words per streamed chunk of the verified answer
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
     type: str = "text"
-    text: str = ""
+    text: UnicodeText = ""
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: str
-    content: str | list[ContentPart] | None = None
+    content: UnicodeText | list[ContentPart] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -47,10 +48,76 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     """The fields this server reads; other OpenAI parameters are accepted and ignored."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"messages": [{"role": "user",
+                       "content": "Where do Moscow and Tehran disagree on Assad?"}]},
+        {"stream": True, "messages": [
+            {"role": "user", "content": "Where do Moscow and Tehran disagree on Assad?"},
+            {"role": "assistant", "content": "Iran insists on keeping Assad [1]."},
+            {"role": "user", "content": "And what does Russia want?"}]}]})
     model: str = MODEL_ID
-    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
-    stream: bool = False
+    messages: list[ChatMessage] = Field(
+        min_length=1, max_length=200,
+        description="The conversation; the last user message is the question (not blank, at "
+                    "most QA_MAX_QUESTION_CHARS characters), earlier user/assistant pairs are "
+                    "the history.",
+        json_schema_extra={"contains": {"type": "object", "required": ["role"],
+                                        "properties": {"role": {"const": "user"}}}})
+    stream: bool = Field(False, strict=True)  # the schema says boolean: 0 or "true" is refused
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"]
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    finish_reason: Literal["stop"]
+    logprobs: None = None
+    message: AssistantMessage
+
+
+class ChatCompletion(BaseModel):
+    """OpenAI's chat.completion object, plus the answer's citations and whether it abstained."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    citations: list[Citation] = Field(description="One per source in the reply's `Sources:`.")
+    abstained: bool
+
+
+CHUNK_SCHEMA = {
+    "type": "object", "required": ["id", "object", "created", "model", "choices"],
+    "properties": {
+        "id": {"type": "string"}, "object": {"const": "chat.completion.chunk"},
+        "created": {"type": "integer"}, "model": {"type": "string"},
+        "choices": {"type": "array", "minItems": 1, "maxItems": 1, "items": {
+            "type": "object", "required": ["index", "delta", "finish_reason"],
+            "properties": {
+                "index": {"type": "integer"},
+                "delta": {"type": "object", "additionalProperties": False,
+                          "properties": {"role": {"const": "assistant"},
+                                         "content": {"type": "string"}}},
+                "finish_reason": {"enum": [None, "stop"]}}}},
+        "citations": {"type": "array", "items": {"$ref": "#/components/schemas/Citation"}}}}
+
+# One server-sent event of a streamed completion (OpenAPI 3.1: the schema describes one event):
+# a chunk, an in-band error once the stream has started, or the final [DONE].
+STREAM_EVENT_SCHEMA = {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"anyOf": [
+        {"const": "[DONE]"},
+        {"type": "string", "contentMediaType": "application/json",
+         "contentSchema": {"anyOf": [CHUNK_SCHEMA,
+                                     {"$ref": "#/components/schemas/OpenAIErrorResponse"}]}}]}}}
+
+STREAM_RESPONSE = {"description": "With `stream: true`: chat.completion.chunk objects as "
+                                  "server-sent `data:` lines, then `data: [DONE]`.",
+                   "content": {"text/event-stream": {"schema": STREAM_EVENT_SCHEMA}}}
 
 
 def conversation(messages: list[ChatMessage]) -> tuple[str, list[Turn]]:
@@ -115,11 +182,12 @@ def _stream(assistant: Assistant, question: str, turns: list[Turn], completion_i
     yield "data: [DONE]\n\n"
 
 
-@router.post("/chat/completions", summary="OpenAI-compatible chat completion (cited answer)")
+@router.post("/chat/completions", summary="OpenAI-compatible chat completion (cited answer)",
+             response_model=ChatCompletion, responses={200: STREAM_RESPONSE})
 def chat_completions(request: Request, body: ChatRequest):
     """The last user message is answered; the reply text ends with a `Sources:` list and the
     response carries a top-level `citations` list (one Citation object per source)."""
-    assistant: Assistant = request.app.state.assistant
+    assistant: Assistant = request.app.state.live.current()
     question, turns = conversation(body.messages)
     try:
         question = check_question(question, assistant.settings.max_question_chars)
@@ -147,9 +215,14 @@ class ModelCard(BaseModel):
     owned_by: str
 
 
-@router.get("/models", summary="The one model this server offers")
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+@router.get("/models", summary="The one model this server offers", response_model=ModelList)
 def models(request: Request) -> dict:
-    assistant: Assistant = request.app.state.assistant
+    assistant: Assistant = request.app.state.live.current()
     backend, model = assistant.backend_label()
     card = ModelCard(id=MODEL_ID, created=0, owned_by=f"local ({backend}: {model})")
     return {"object": "list", "data": [card.model_dump()]}

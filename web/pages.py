@@ -19,18 +19,18 @@ def render(request: Request, template: str, status_code: int = 200, **context) -
 
 @router.get("/", response_class=HTMLResponse)
 def ask_page(request: Request) -> HTMLResponse:
-    assistant = request.app.state.assistant
+    assistant = request.app.state.live.current()
     backend, model = assistant.backend_label()
     return render(request, "ask.html", active="ask",
                   max_chars=assistant.settings.max_question_chars,
-                  n_documents=len(assistant.retriever.store.documents),
+                  n_documents=assistant.retriever.store.count_documents(),
                   backend=backend, model=model)
 
 
 @router.get("/documents", response_class=HTMLResponse)
 def documents_page(request: Request) -> HTMLResponse:
-    store = request.app.state.assistant.retriever.store
-    rows = sorted((document_info(r) for r in store.documents.values()),
+    store = request.app.state.live.current().retriever.store
+    rows = sorted((document_info(r) for r in store.list_documents()),
                   key=lambda d: d["title"].lower())
     return render(request, "documents.html", active="documents", documents=rows)
 
@@ -39,7 +39,7 @@ def documents_page(request: Request) -> HTMLResponse:
 def document_page(request: Request, doc_id: str,
                   start: Annotated[int | None, Query()] = None,
                   end: Annotated[int | None, Query()] = None) -> HTMLResponse:
-    store = request.app.state.assistant.retriever.store
+    store = request.app.state.live.current().retriever.store
     record = get_document(store, doc_id)
     text = store.document_text(record.doc_id)
     quote = valid_span(start, end, len(text))

