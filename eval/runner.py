@@ -46,6 +46,8 @@ def settings_record(settings: Settings) -> dict[str, str]:
     record = {f.name: str(getattr(settings, f.name)) for f in fields(settings)}
     if record.get("openai_api_key"):
         record["openai_api_key"] = "(set)"
+    if record.get("milvus_token"):
+        record["milvus_token"] = "(set)"
     return record
 
 

@@ -51,6 +51,32 @@ class BuildReport:
     generation: int = 0
 
 
+class _LocalBackend:
+    """The local FAISS + bm25s store in `data_dir`, with the methods index/milvus_store.py's
+    MilvusBackend has: what building needs from a kind of store."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+
+    def exists(self) -> bool:
+        return index_link(self.data_dir).exists()
+
+    def open_for_writing(self, config: StoreConfig) -> WritableStore:
+        return open_for_writing(self.data_dir, config)
+
+    def empty_store(self, config: StoreConfig, generation: int = 0) -> WritableStore:
+        return empty_store(self.data_dir, config, generation)
+
+    def last_generation(self) -> int:
+        return last_generation(self.data_dir)
+
+    def manifest_sources(self) -> tuple[str, ...]:
+        return manifest_sources(self.data_dir)
+
+    def collect_garbage(self) -> list[str]:
+        return collect_garbage(self.data_dir)
+
+
 def _absolute(path: Path | str) -> str:
     return os.path.abspath(os.path.expanduser(str(path)))
 
@@ -111,10 +137,10 @@ def _assign_ids(files: list[Path], store: WritableStore, keep_others: bool) -> d
     return ids
 
 
-def _open_store(data_dir: Path, wanted: StoreConfig) -> WritableStore:
+def _open_store(backend, wanted: StoreConfig) -> WritableStore:
     """The collection to add to; refused when it cannot be trusted or was built differently,
     because re-embedding it from scratch is a decision for `qa index --rebuild`."""
-    store = open_for_writing(data_dir, wanted)
+    store = backend.open_for_writing(wanted)
     built = store.config
     if store.path is not None and (built.embedder, built.dimension, built.chunking) != \
             (wanted.embedder, wanted.dimension, wanted.chunking):
@@ -179,9 +205,9 @@ def _report(store: WritableStore, started: float, applied: _Applied, removed: It
                        tuple(applied.embedded), generation)
 
 
-def _collect(data_dir: Path, generation: int) -> int:
+def _collect(backend, generation: int) -> int:
     """Without a commit, still clear what killed writers and finished readers left behind."""
-    collect_garbage(data_dir)
+    backend.collect_garbage()
     return generation
 
 
@@ -201,24 +227,27 @@ def build_index(paths: list[Path] | None, data_dir: Path, embedder: Embedder,
                 params: ChunkingParams = ChunkingParams(), rebuild: bool = False,
                 progress: Callable[[int], None] | None = None,
                 on_document: Callable[[int], None] | None = None,
-                lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> BuildReport:
+                lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, backend=None) -> BuildReport:
     """Make the index hold exactly the documents under `paths`, reusing unchanged ones.
 
     With `paths` None, refresh the sources the index records (files removed from a source
     folder stay out). A damaged or differently built index is replaced by a fresh one.
+    `backend` is where the index lives (default: the FAISS store in `data_dir`; see
+    qa.compose.store_backend); the writer lock is always taken on `data_dir`.
     """
     started = time.perf_counter()
+    backend = backend or _LocalBackend(data_dir)
     params = _effective_params(params, embedder)
     with writer_lock(data_dir, lock_timeout_s):
         wanted = StoreConfig(embedder.name, embedder.dimension, chunking_config(params, embedder))
         try:
-            current = open_for_writing(data_dir, wanted)
+            current = backend.open_for_writing(wanted)
         except IndexDamaged as exc:
             log.warning("%s -- building a fresh index instead.", exc)
             current = None
         before = {r.doc_id for r in current.list_documents()} if current else set()
         if paths is None:
-            sources = list(current.config.sources if current else manifest_sources(data_dir))
+            sources = list(current.config.sources if current else backend.manifest_sources())
             if not sources:
                 raise UserError(f"The index in {data_dir} records no sources: give the files "
                                 f"or folders to index.")
@@ -229,8 +258,8 @@ def build_index(paths: list[Path] | None, data_dir: Path, embedder: Embedder,
         if store is None or rebuild or (store.config.embedder, store.config.dimension,
                                         store.config.chunking) != \
                 (wanted.embedder, wanted.dimension, wanted.chunking):
-            store = empty_store(data_dir, wanted, max(last_generation(data_dir),
-                                                      current.generation if current else 0))
+            store = backend.empty_store(wanted, max(backend.last_generation(),
+                                                    current.generation if current else 0))
         files, skipped = find_files([Path(s) for s in sources])
         files = [f for f in files if not any(_under(_absolute(f), e) for e in excluded)]
         files = list({_absolute(f): f for f in files}.values())
@@ -251,7 +280,7 @@ def build_index(paths: list[Path] | None, data_dir: Path, embedder: Embedder,
         changed = (applied.embedded or applied.updated or gone or store is not current
                    or old != (store.config.sources, store.config.excluded))
         # Re-running on unchanged files changes nothing: no new generation for readers to load.
-        generation = store.commit() if changed else _collect(data_dir, store.generation)
+        generation = store.commit() if changed else _collect(backend, store.generation)
         return _report(store, started, applied, gone, skipped, generation)
 
 
@@ -259,13 +288,14 @@ def add_to_index(paths: list[Path], data_dir: Path, embedder: Embedder,
                  params: ChunkingParams = ChunkingParams(),
                  progress: Callable[[int], None] | None = None,
                  on_document: Callable[[int], None] | None = None,
-                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> BuildReport:
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, backend=None) -> BuildReport:
     """Add files or folders to the collection (or update them); nothing else is removed."""
     started = time.perf_counter()
+    backend = backend or _LocalBackend(data_dir)
     params = _effective_params(params, embedder)
     with writer_lock(data_dir, lock_timeout_s):
         wanted = StoreConfig(embedder.name, embedder.dimension, chunking_config(params, embedder))
-        store = _open_store(data_dir, wanted)
+        store = _open_store(backend, wanted)
         files, skipped = find_files(list(paths))
         files = list({_absolute(f): f for f in files}.values())
         if not files:
@@ -289,18 +319,20 @@ def add_to_index(paths: list[Path], data_dir: Path, embedder: Embedder,
         changed = (applied.embedded or applied.updated or store.path is None
                    or old != (store.config.sources, store.config.excluded))
         # Adding only unchanged files changes nothing: no new generation for readers to load.
-        generation = store.commit() if changed else _collect(data_dir, store.generation)
+        generation = store.commit() if changed else _collect(backend, store.generation)
         return _report(store, started, applied, (), skipped, generation)
 
 
 def remove_from_index(targets: list[str], data_dir: Path,
-                      lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S) -> BuildReport:
+                      lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+                      backend=None) -> BuildReport:
     """Remove documents by id, or every document read from a file or under a folder."""
     started = time.perf_counter()
+    backend = backend or _LocalBackend(data_dir)
     with writer_lock(data_dir, lock_timeout_s):
-        if not index_link(data_dir).exists():
+        if not backend.exists():
             raise UserError(f"No index found in {data_dir}: build one with: qa index")
-        store = open_for_writing(data_dir, StoreConfig("", 0, {}))
+        store = backend.open_for_writing(StoreConfig("", 0, {}))
         records = store.list_documents()
         chosen: list[str] = []
         paths: list[str] = []

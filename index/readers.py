@@ -1,4 +1,4 @@
-"""Read .txt, .md, .html and .pdf files (and folders of them) into Documents."""
+"""Read .txt, .md, .html, .pdf and .docx files (and folders of them) into Documents."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from .contracts import Document
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown",
-                      ".html": "html", ".htm": "html", ".pdf": "pdf"}
+                      ".html": "html", ".htm": "html", ".pdf": "pdf", ".docx": "docx"}
+SUPPORTED_NAMES = ".txt, .md, .html, .pdf or .docx"
 
 
 @dataclass(frozen=True)
@@ -54,14 +55,14 @@ def find_files(paths: list[Path]) -> tuple[list[Path], list[Skipped]]:
                            if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
-                skipped.append(Skipped(str(path), "folder holds no .txt, .md, .html or .pdf files"))
+                skipped.append(Skipped(str(path), f"folder holds no {SUPPORTED_NAMES} files"))
             files.extend(found)
         elif path.is_file():
             if path.suffix.lower() in SUPPORTED_SUFFIXES:
                 files.append(path)
             else:
                 skipped.append(Skipped(str(path), f"unsupported file type '{path.suffix}' "
-                                                   "(use .txt, .md, .html or .pdf)"))
+                                                   f"(use {SUPPORTED_NAMES})"))
         else:
             skipped.append(Skipped(str(path), "no such file or folder"))
     return files, skipped
@@ -135,6 +136,36 @@ def _pdf_to_text(path: Path) -> tuple[str, list[int]]:
     return "\n\n".join(parts), page_starts
 
 
+def _docx_to_text(path: Path) -> tuple[str, str]:
+    """Text of a Word document in reading order, one block per paragraph (headings kept as
+    text, table rows as their cells joined by " | "), and its title."""
+    import docx
+    from docx.table import Table
+
+    document = docx.Document(str(path))
+    blocks: list[str] = []
+    title = (document.core_properties.title or "").strip()
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            for row in item.rows:
+                cells: list[str] = []
+                for cell in row.cells:  # a merged cell is returned once per grid column
+                    text = re.sub(r"\s+", " ", cell.text).strip()
+                    if text and (not cells or cells[-1] != text):
+                        cells.append(text)
+                if cells:
+                    blocks.append(" | ".join(cells))
+            continue
+        text = re.sub(r"[ \t\u00a0]+", " ", item.text).strip()
+        if not text:
+            continue
+        style = (item.style.name if item.style is not None else "") or ""
+        if not title and (style == "Title" or style.startswith("Heading")):
+            title = text
+        blocks.append(text)
+    return "\n\n".join(blocks), title
+
+
 def _first_title_line(text: str) -> str:
     """Fallback title: the first short non-empty line of the text."""
     for line in text.splitlines():
@@ -155,6 +186,8 @@ def read_document(path: Path, doc_id: str | None = None) -> Document:
         if kind == "pdf":
             text, page_starts = _pdf_to_text(path)
             meta["page_starts"] = page_starts
+        elif kind == "docx":
+            text, title = _docx_to_text(path)
         else:
             raw = _decode_text(path.read_bytes())
             if kind == "html":
@@ -163,7 +196,7 @@ def read_document(path: Path, doc_id: str | None = None) -> Document:
                 text = raw
     except ValueError:
         raise
-    except Exception as exc:  # pypdf and parsers raise many types on damaged files
+    except Exception as exc:  # pypdf, python-docx and parsers raise many types on damaged files
         raise ValueError(f"cannot be read ({type(exc).__name__}: {exc})") from exc
     if not text.strip():
         raise ValueError("contains no text")

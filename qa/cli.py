@@ -53,22 +53,24 @@ def _print_report(report, settings: Settings, verb: str) -> None:
                f"-> {settings.data_dir / 'index'}")
 
 
-def _changing_index(settings: Settings, paths: list[Path] | None, rebuild: bool, add: bool):
-    """Run one index change with the composition root's embedder and a progress bar."""
+def _changing_index(settings: Settings, paths: list[Path] | None, rebuild: bool, add: bool,
+                    components=None):
+    """Run one index change with the composition root's embedder, store and a progress bar."""
     from index.build import add_to_index, build_index
 
     from .compose import Components
 
-    components = Components(settings)
+    components = components or Components(settings)
+    backend = components.store_backend()
     bar, progress, start = _progress_bar("adding" if add else "indexing")
     try:
         if add:
             return add_to_index(paths, settings.data_dir, components.embedder,
                                 components.chunking, progress=progress, on_document=start,
-                                lock_timeout_s=settings.index_lock_timeout_s)
+                                lock_timeout_s=settings.index_lock_timeout_s, backend=backend)
         return build_index(paths, settings.data_dir, components.embedder, components.chunking,
                            rebuild=rebuild, progress=progress, on_document=start,
-                           lock_timeout_s=settings.index_lock_timeout_s)
+                           lock_timeout_s=settings.index_lock_timeout_s, backend=backend)
     finally:
         bar.close()
 
@@ -89,14 +91,20 @@ def index_command(
     """Make the index hold exactly these documents: others are removed (`qa add` keeps them)."""
     from index.store import manifest_sources
 
+    from .compose import Components
+
     try:
         settings = Settings.from_env(data_dir=data_dir)
+        components = Components(settings)
+        backend = components.store_backend()
+        recorded = (backend.manifest_sources() if backend is not None
+                    else manifest_sources(settings.data_dir))
         targets: list[Path] | None = list(paths) if paths else None
-        if targets is None and not manifest_sources(settings.data_dir):
+        if targets is None and not recorded:
             targets = [settings.seeds_dir]
         if targets:
             _existing(targets)
-        report = _changing_index(settings, targets, rebuild, add=False)
+        report = _changing_index(settings, targets, rebuild, add=False, components=components)
     except UserError as exc:
         fail(str(exc))
     _print_report(report, settings, "Indexed")
@@ -136,10 +144,13 @@ def remove_command(
     """Remove documents from the index (files removed from a source folder stay out)."""
     from index.build import remove_from_index
 
+    from .compose import store_backend
+
     try:
         settings = Settings.from_env(data_dir=data_dir)
         report = remove_from_index(list(targets), settings.data_dir,
-                                   settings.index_lock_timeout_s)
+                                   settings.index_lock_timeout_s,
+                                   backend=store_backend(settings))
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"Removed {report.removed_documents} documents ({', '.join(report.removed)}); "
@@ -152,11 +163,11 @@ def list_command(
     data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
 ) -> None:
     """List the indexed documents and the sources the index was built from."""
-    from index.store import open_index
+    from .compose import Components
 
     try:
         settings = Settings.from_env(data_dir=data_dir)
-        store = open_index(settings.data_dir)
+        store = Components(settings).open_store()
     except UserError as exc:
         fail(str(exc))
     records = sorted(store.list_documents(), key=lambda r: r.doc_id)

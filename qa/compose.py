@@ -6,8 +6,10 @@ that decides which implementation of each seam runs.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from index.chunking import ChunkingParams
@@ -17,10 +19,23 @@ from index.store_protocol import DocumentStore
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from index.milvus_store import MilvusBackend
+
     from .backends.base import Generator
     from .judge import SupportJudge
     from .pipeline import Assistant
     from .retrieve import Retriever
+
+
+def store_backend(settings: Settings) -> MilvusBackend | None:
+    """Where the index lives: None for the local FAISS store in QA_DATA_DIR, else the Milvus
+    backend (a Milvus Lite file, by default <QA_DATA_DIR>/milvus.db, or a server URI)."""
+    if settings.vector_store == "faiss":
+        return None
+    from index.milvus_store import MilvusBackend
+
+    uri = settings.milvus_uri or os.path.abspath(Path(settings.data_dir) / "milvus.db")
+    return MilvusBackend(uri, settings.milvus_collection, settings.milvus_token)
 
 
 class Components:
@@ -40,6 +55,7 @@ class Components:
         self._generator: Generator | None = None
         self._judge: SupportJudge | None = None
         self._lock = threading.RLock()
+        self._backend = store_backend(settings)
 
     @property
     def embedder(self) -> Embedder:
@@ -52,8 +68,15 @@ class Components:
     def chunking(self) -> ChunkingParams:
         return ChunkingParams(self.settings.chunk_max_tokens, self.settings.chunk_overlap_tokens)
 
+    def store_backend(self) -> MilvusBackend | None:
+        """The Milvus backend the index lives in (shared by readers and writers of this
+        process), or None for the local FAISS store."""
+        return self._backend
+
     def open_store(self) -> DocumentStore:
-        """The current version of the collection (the local FAISS + bm25s store)."""
+        """The current version of the collection (FAISS + bm25s files, or Milvus)."""
+        if self._backend is not None:
+            return self._backend.open_index()
         from index.store import open_index
 
         return open_index(self.settings.data_dir)

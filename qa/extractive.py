@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from index.chunking import normalize_for_search
 
 from .citations import SentenceSpan, make_citation, passage_sentences
 from .contracts import AnswerSentence, Citation, Hit
-from .textmatch import coverage
+from .textmatch import content_stems
 
 # Scores (question, sentences) -> similarity per sentence; the embedder provides it.
 SentenceScorer = Callable[[str, list[str]], list[float]]
@@ -32,6 +33,19 @@ class Evidence:
                 make_citation(self.n, self.hit, self.sentence, 1.0))
 
 
+def weighted_overlap(question: str, texts: Sequence[str]) -> list[float]:
+    """Share of the question's words in each text, each word weighted by how rare it is among
+    the texts: a name every candidate sentence mentions tells them apart less than "disagree"."""
+    asked = set(content_stems(question))
+    if not asked:
+        return [0.0] * len(texts)
+    present = [asked & set(content_stems(text)) for text in texts]
+    df = {stem: sum(1 for p in present if stem in p) for stem in asked}
+    weight = {stem: math.log(1 + len(texts) / (1 + df[stem])) for stem in asked}
+    total = sum(weight.values())
+    return [sum(weight[stem] for stem in p) / total for p in present]
+
+
 def rank_evidence(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None
                   ) -> list[Evidence]:
     """Every sentence of the passages, best evidence first."""
@@ -41,8 +55,9 @@ def rank_evidence(question: str, hits: Sequence[Hit], scorer: SentenceScorer | N
         return []
     texts = [normalize_for_search(c[2].text) for c in candidates]
     semantic = scorer(question, texts) if scorer else [0.0] * len(texts)
+    overlap = weighted_overlap(question, texts)
     # Meaning first, shared words second, and a little trust in the retriever's order.
-    ranked = [Evidence(semantic[i] + 0.5 * coverage(question, texts[i]) - 0.02 * n, n, hit, s)
+    ranked = [Evidence(semantic[i] + 0.5 * overlap[i] - 0.02 * n, n, hit, s)
               for i, (n, hit, s) in enumerate(candidates)]
     return sorted(ranked, key=lambda e: (-e.score, e.n, e.sentence.start))
 

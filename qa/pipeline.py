@@ -22,6 +22,7 @@ from .judge import SupportJudge
 from .contracts import Answer, DocumentView, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
 from .followup import standalone_question
+from .diversify import is_comparison, round_robin
 from .overlap import merge_overlapping
 from .prompt import NOT_IN_DOCUMENTS, fit_prompt
 from .retrieve import Retriever, check_question
@@ -104,8 +105,7 @@ class Assistant:
         if standalone != question:
             yield Event("rewrite", standalone)
         # Overlapping neighbours merged: no sentence is shown (or quoted) twice.
-        hits = merge_overlapping(self.retriever.search(standalone, settings.top_k,
-                                                       settings.retrieval_mode))
+        hits = self.passages_for(standalone)
         signal = evidence_signal(standalone, self.retriever, self._vocabulary)
         retrieval_ms = _ms(time.perf_counter() - started)
         yield Event("passages", hits)
@@ -159,6 +159,14 @@ class Assistant:
                                             f"to fit the model's context",) if fitted.dropped else ()))
         yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, signal),
                      first_token_s)
+
+    def passages_for(self, question: str) -> list[Hit]:
+        """The passages the model is shown: the top k, spread over the documents for comparison
+        questions (every side), with overlapping neighbours merged (no sentence twice)."""
+        k, mode = self.settings.top_k, self.settings.retrieval_mode
+        if is_comparison(question):
+            return merge_overlapping(round_robin(self.retriever.search(question, 3 * k, mode), k))
+        return merge_overlapping(self.retriever.search(question, k, mode))
 
     def by_document(self, answer: Answer, depth: int = 10) -> tuple[DocumentView, ...]:
         """Each document's position on the answer's question, with its quote (see by_document)."""

@@ -55,11 +55,28 @@ class Settings:
     ann_hnsw_m: int = _setting(32, "HNSW links per vector: higher is larger and more accurate.")
     ann_ef_search: int = _setting(128, "HNSW candidates explored per query: higher is slower "
                                   "and closer to exact.")
+    vector_store: str = _setting("faiss", "Where the index lives: 'faiss' (files in QA_DATA_DIR) "
+                                 "or 'milvus' (a Milvus Lite file or a Milvus server, "
+                                 "QA_MILVUS_URI).")
+    milvus_uri: str = _setting("", "Milvus for QA_VECTOR_STORE=milvus. Empty: a Milvus Lite file "
+                               "<QA_DATA_DIR>/milvus.db (one process at a time); "
+                               "http://host:19530 for a server or cluster.")
+    milvus_token: str = _setting("", "Milvus token ('user:password' or an API key), if the "
+                                 "server needs one.")
+    milvus_collection: str = _setting("qa", "Milvus collection prefix: <name>_passages, "
+                                      "<name>_documents, <name>_meta.")
     index_lock_timeout_s: float = _setting(60.0, "Seconds a command that changes the index "
                                            "waits for another one to finish before giving up.")
     upload_max_bytes: int = _setting(20_000_000, "Largest file accepted by an upload "
                                      "(POST /api/documents), in bytes.")
     upload_max_files: int = _setting(20, "Most files accepted by one upload request.")
+    uploads: bool = _setting(True, "Whether the server lets clients add and delete documents "
+                             "(POST/DELETE /api/documents and the documents page); false "
+                             "makes the collection read-only over HTTP.")
+    api_token: str = _setting("", "Token that uploads and deletes must send as 'Authorization: "
+                              "Bearer <token>' (the page asks for it once). Required to serve "
+                              "uploads on a non-loopback address; empty: writes are open on "
+                              "127.0.0.1 only.")
     retrieval_mode: str = _setting("hybrid", "'hybrid' (BM25 + dense, fused), 'dense' or 'bm25'.")
     top_k: int = _setting(5, "Passages retrieved and shown to the model.")
     fusion: str = _setting("convex", "How hybrid mode merges the lists: 'convex' (equal-weight sum "
@@ -134,6 +151,9 @@ class Settings:
                             "(QA_ANN_KIND).")
         if self.top_k < 1:
             raise UserError("top_k must be at least 1 (QA_TOP_K or -k).")
+        if self.vector_store not in ("faiss", "milvus"):
+            raise UserError(f"Unknown vector store '{self.vector_store}': use faiss or milvus "
+                            "(QA_VECTOR_STORE).")
         return self
 
 

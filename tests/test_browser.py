@@ -326,3 +326,152 @@ def test_server_down_is_a_clear_message(page_at, replay_assistant):
     assert "The server did not answer" in error.inner_text()
     shot(page, "browser-server-down", full_page=False)
     sync_api.expect(page.locator("#ask-button")).to_be_enabled()
+
+
+HARBOUR_DOC = ("Harbour note\n\nThe harbour master of Port Veradel logged exactly 412 herring boats "
+               "sheltering behind the basalt breakwater during the great gale of 1887.\n")
+HARBOUR_SENTENCE = ("The harbour master of Port Veradel logged exactly 412 herring boats "
+                    "sheltering behind the basalt breakwater during the great gale of 1887")
+HARBOUR_QUESTION = "How many herring boats did the harbour master of Port Veradel log in the gale?"
+
+
+def drop_files(page, files: dict[str, str]) -> None:
+    """Drop text files on the drop zone the way a browser delivers a drag from the desktop."""
+    page.evaluate("""(files) => {
+        const transfer = new DataTransfer();
+        for (const [name, text] of Object.entries(files)) {
+            transfer.items.add(new File([text], name, {type: "text/plain"}));
+        }
+        const zone = document.getElementById("drop-zone");
+        for (const type of ["dragenter", "dragover", "drop"]) {
+            zone.dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true,
+                                                    cancelable: true}));
+        }
+    }""", files)
+
+
+def cited_doc_ids(turn) -> list[str]:
+    links = turn.locator(".answer a.cite")
+    return [re.match(r"/documents/([^?]+)\?", links.nth(i).get_attribute("href")).group(1)
+            for i in range(links.count())]
+
+
+def test_upload_ask_cite_and_delete_through_the_page(page_at, tmp_path, seed_copy,
+                                                     hashing_embedder):
+    data = tmp_path / "data"  # its own index: the test adds and deletes documents
+    build_index([seed_copy], data, hashing_embedder)
+    reply = f"{HARBOUR_SENTENCE} [1]."
+    assistant = make_assistant(data, hashing_embedder, ReplayGenerator(reply),
+                               abstain_threshold=0.0)
+    with live_server(create_app(assistant.settings, assistant)) as url:
+        page = page_at()
+        page.goto(url + "/documents")
+        rows = page.locator("#doc-table tbody tr")
+        assert rows.count() == 5
+        sync_api.expect(page.locator("#drop-zone")).to_be_visible()
+        shot(page, "browser-documents-drop-zone")
+
+        drop_files(page, {"harbour.txt": HARBOUR_DOC})
+        page.set_input_files("#file-input", files=[
+            {"name": "menu.html", "mimeType": "text/html",
+             "buffer": b"<html><body><nav><a href='/'>Home</a></nav></body></html>"},
+            {"name": "scan.pdf", "mimeType": "application/pdf", "buffer": b"not a pdf at all"},
+            {"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n"}])
+        items = page.locator("#upload-list .upload-item")
+        sync_api.expect(items).to_have_count(4)
+        finished = page.locator('#upload-list .upload-item:is([data-state="done"], '
+                                '[data-state="error"])')
+        sync_api.expect(finished).to_have_count(4, timeout=60_000)
+        lines = {items.nth(i).locator(".upload-name").inner_text():
+                 (items.nth(i).get_attribute("data-state"),
+                  items.nth(i).locator(".upload-message").inner_text()) for i in range(4)}
+        assert lines["harbour.txt"] == ("done", "Added as Harbour note · 1 passage")
+        assert lines["menu.html"] == ("error", "Not added: no text left after cleaning (markup "
+                                      "and boilerplate removed): nothing to index.")
+        assert lines["scan.pdf"][0] == "error" and "not a PDF" in lines["scan.pdf"][1]
+        assert lines["photo.png"] == ("error", "Not added: unsupported file type '.png': use "
+                                      ".txt, .md, .html, .pdf or .docx.")
+        assert all(items.nth(i).locator("progress").is_hidden() for i in range(4))
+        new_row = page.locator('#doc-table tbody tr[data-doc-id="harbour"]')
+        sync_api.expect(new_row).to_have_count(1)  # listed without a reload
+        assert "Harbour note" in new_row.inner_text() and "is-new" in new_row.get_attribute("class")
+        assert rows.count() == 6
+        assert page.locator("#doc-count").inner_text().startswith("6 documents")
+        shot(page, "browser-documents-uploaded")
+
+        page.goto(url + "/")
+        ask(page, HARBOUR_QUESTION)
+        turn = latest(page)
+        assert "412 herring boats" in turn.locator(".answer").inner_text()
+        assert cited_doc_ids(turn)[0] == "harbour"
+        document = open_citation(page, turn.locator(".answer a.cite").first)
+        assert document.url.split("?")[0].endswith("/documents/harbour")
+        mark = document.locator("mark#quote")
+        sync_api.expect(mark).to_have_count(1)
+        assert HARBOUR_SENTENCE in squash(mark.inner_text())
+        sync_api.expect(mark).to_be_in_viewport()
+        shot(document, "browser-uploaded-document", full_page=False)
+
+        page.goto(url + "/documents")
+        dialogs: list[str] = []
+
+        def accept(dialog) -> None:
+            dialogs.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", accept)
+        page.locator('tr[data-doc-id="harbour"] .delete-button').click()
+        sync_api.expect(page.locator('tr[data-doc-id="harbour"]')).to_have_count(0)
+        assert len(dialogs) == 1 and "Delete \u201cHarbour note\u201d?" in dialogs[0]
+        sync_api.expect(page.locator("#doc-status")).to_have_text("Deleted \u201cHarbour note\u201d.")
+        assert page.locator("#doc-count").inner_text().startswith("5 documents")
+        page.reload()
+        assert page.locator('tr[data-doc-id="harbour"]').count() == 0
+        assert page.locator("#doc-table tbody tr").count() == 5
+
+        page.goto(url + "/")
+        ask(page, HARBOUR_QUESTION)
+        turn = latest(page)
+        assert "harbour" not in cited_doc_ids(turn)
+        assert "412 herring boats" not in turn.locator(".answer").inner_text()
+        assert js_errors(page) == []
+
+
+def test_the_page_asks_for_the_token_once_and_keeps_it_for_the_tab(page_at, tmp_path, seed_copy,
+                                                                   hashing_embedder):
+    data = tmp_path / "data"
+    build_index([seed_copy], data, hashing_embedder)
+    assistant = make_assistant(data, hashing_embedder, ReplayGenerator(""),
+                               api_token="quay-secret-55")
+    with live_server(create_app(assistant.settings, assistant)) as url:
+        page = page_at()
+        page.goto(url + "/documents")
+        prompts: list[str] = []
+
+        def answer(dialog) -> None:
+            prompts.append(dialog.message)
+            dialog.accept("wrong-secret" if len(prompts) == 1 else "quay-secret-55")
+
+        page.on("dialog", answer)
+        drop_files(page, {"tide.txt": "Tide note\n\nThe Veradel tide gauge was moved in 1931.\n"})
+        done = page.locator('#upload-list .upload-item[data-state="done"]')
+        sync_api.expect(done).to_have_count(1, timeout=60_000)
+        assert len(prompts) == 2  # the wrong token was refused and asked for again
+        assert "Wrong token" in prompts[1] and "QA_API_TOKEN" in prompts[0]
+        assert page.evaluate("sessionStorage.getItem('qa-api-token')") == "quay-secret-55"
+        drop_files(page, {"mooring.txt": "Mooring note\n\nMoorings cost a shilling in 1902.\n"})
+        sync_api.expect(done).to_have_count(2, timeout=60_000)
+        page.locator('tr[data-doc-id="mooring"] .delete-button').click()  # confirm: accepted
+        sync_api.expect(page.locator('tr[data-doc-id="mooring"]')).to_have_count(0)
+        assert len(prompts) == 3 and prompts[2].startswith("Delete")  # no token prompt again
+        page.remove_listener("dialog", answer)
+
+        other = page_at()  # another tab has no token: a refused write says so on its line
+        other.goto(url + "/documents")
+        other.on("dialog", lambda dialog: dialog.dismiss())
+        drop_files(other, {"pier.txt": "Pier note\n\nThe pier was lengthened in 1911.\n"})
+        refused = other.locator('#upload-list .upload-item[data-state="error"]')
+        sync_api.expect(refused).to_have_count(1, timeout=60_000)
+        assert "needs its token (QA_API_TOKEN)" in refused.inner_text()
+        shot(other, "browser-documents-token-refused", full_page=False)
+        assert js_errors(page) == [] and js_errors(other) == []

@@ -147,9 +147,7 @@ def test_context_budget_drops_lowest_ranked_passages(replay_assistant):
 
 
 def replay_like_passages(assistant):
-    from qa.overlap import merge_overlapping
-
-    return tuple(merge_overlapping(assistant.retriever.search(QUESTION, 5)))
+    return tuple(assistant.passages_for(QUESTION))
 
 
 def test_dropped_passages_are_reported_in_the_answer(hashing_seed_index, hashing_embedder):
@@ -217,3 +215,18 @@ def test_by_document_view_gives_each_document_a_quote_or_says_it_does_not_addres
     from_answer = [v for v in views if v.source == "answer"]
     assert [v.statement for v in from_answer] == [
         "Iran stands for maintaining the current status quo."]
+
+
+def test_comparison_questions_get_passages_from_several_documents(replay_assistant):
+    from qa.diversify import is_comparison, round_robin
+
+    assert is_comparison(QUESTION) and is_comparison("How do the documents differ on this?")
+    assert not is_comparison("Who said 'Assad is not our ally'?")
+    assistant = replay_assistant("", abstain_threshold=-1)
+    pool = assistant.retriever.search(QUESTION, 15)
+    spread = round_robin(pool, 5)
+    docs_in_pool = list(dict.fromkeys(h.doc_id for h in pool))
+    assert {h.doc_id for h in spread} == set(docs_in_pool[:5])  # one per document first
+    assert [h.rank for h in spread] == [1, 2, 3, 4, 5]
+    answer = assistant.ask(QUESTION)
+    assert len({h.doc_id for h in answer.passages}) >= min(3, len(docs_in_pool))

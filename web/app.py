@@ -170,6 +170,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
                         current.retriever.store.count_documents(), backend, model)
         yield
 
+    uploads.check_write_access(settings)  # no open writing endpoints on the network
     app = FastAPI(title="Cited QA", version="0.1.0", lifespan=lifespan,
                   docs_url=None, redoc_url=None,
                   description="Answers questions about a document collection; every statement "
@@ -181,7 +182,7 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
     # Uploads get room for their files; every other body stays small.
     app.add_middleware(uploads.BodyLimitByRoute, max_bytes=MAX_BODY_BYTES,
                        upload_bytes=settings.upload_max_bytes * settings.upload_max_files
-                       + uploads.MULTIPART_OVERHEAD)
+                       + uploads.MULTIPART_OVERHEAD, settings=settings)
     _install_error_handlers(app)
     _install_docs(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -199,6 +200,7 @@ def serve(settings: Settings) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     log.setLevel(logging.INFO)
+    uploads.check_write_access(settings)  # before loading anything: refused in one line
     # Loaded before uvicorn starts, so a missing model or corpus is one clear line, not a trace.
     live = live_assistant(settings)
     assistant = live.current()

@@ -3,14 +3,23 @@
 Uploads are saved under `<data dir>/uploads/` (the originals are kept there), checked by their
 content rather than their declared type, and added with the same indexer, lock and store as
 `qa add`; the server then serves the new index at once.
+
+Who may write: with QA_API_TOKEN set, every upload and delete must carry
+`Authorization: Bearer <token>` (401 otherwise). Without one, writes are open only on a server
+that listens on a loopback address; `check_write_access` refuses to start a server on any other
+address with uploads enabled (QA_UPLOADS=true) and no token.
 """
 
 from __future__ import annotations
 
+import hmac
+import io
 import ipaddress
+import json
 import os
 import re
 import unicodedata
+import zipfile
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +28,9 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from index.build import add_to_index, remove_from_index
-from index.readers import SUPPORTED_SUFFIXES
+from index.errors import UserError
+from index.readers import SUPPORTED_NAMES, SUPPORTED_SUFFIXES
+from qa.settings import Settings
 
 from .limits import BodySizeLimit
 
@@ -50,17 +61,88 @@ class DeleteResult(BaseModel):
     documents: int
 
 
-class BodyLimitByRoute:
-    """The app's small body limit everywhere, and room for `max_files` files on uploads."""
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen address reaches only this machine (127.0.0.0/8, ::1, localhost)."""
+    host = (host or "").strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # any other name may resolve to an outside address
+        return False
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
+
+def check_write_access(settings: Settings) -> None:
+    """Refuse to serve the collection's writing endpoints to the network without a token."""
+    if settings.uploads and not settings.api_token and not is_loopback_host(settings.host):
+        raise UserError(f"Refusing to serve on {settings.host}: anyone who can reach it could "
+                        "add and delete documents. Set QA_API_TOKEN=<a long secret> (clients "
+                        "send it as 'Authorization: Bearer <token>'), or turn uploads off with "
+                        "QA_UPLOADS=false, or listen on 127.0.0.1.")
+
+
+def write_refusal(settings: Settings, authorization: str | None) -> tuple[int, str] | None:
+    """(status, one-line message) when a request may not change the collection, else None."""
+    if not settings.uploads:
+        return 403, ("Adding and deleting documents is turned off on this server "
+                     "(QA_UPLOADS=false).")
+    token = settings.api_token
+    if not token:
+        if is_loopback_host(settings.host):
+            return None
+        return 403, ("Adding and deleting documents needs a token on a server reachable from "
+                     "the network: set QA_API_TOKEN on the server.")
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return 401, ("Adding or deleting documents needs the server's token: send "
+                     "'Authorization: Bearer <QA_API_TOKEN>'.")
+    if not hmac.compare_digest(given.strip().encode("latin-1", "replace"), token.encode()):
+        return 401, "Wrong token: send the server's QA_API_TOKEN as 'Authorization: Bearer …'."
+    return None
+
+
+def _is_write(scope: Scope) -> bool:
+    path, method = scope.get("path", ""), scope.get("method")
+    return (method == "POST" and path == UPLOAD_ROUTE) or \
+        (method == "DELETE" and path.startswith(UPLOAD_ROUTE + "/"))
+
+
+class BodyLimitByRoute:
+    """The app's small body limit everywhere, and room for `max_files` files on uploads.
+
+    A write that may not happen (see `write_refusal`) is answered before its body is read, so
+    an unauthorised client cannot make the server take in hundreds of megabytes.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int,
+                 settings: Settings | None = None) -> None:
         self.small = BodySizeLimit(app, max_bytes)
         self.upload = BodySizeLimit(app, upload_bytes)
+        self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        is_upload = scope["type"] == "http" and scope.get("method") == "POST" \
-            and scope.get("path") == UPLOAD_ROUTE
+        is_write = scope["type"] == "http" and _is_write(scope)
+        if is_write and self.settings is not None:
+            authorization = dict(scope["headers"]).get(b"authorization", b"")
+            refusal = write_refusal(self.settings, authorization.decode("latin-1"))
+            if refusal is not None:
+                await _refuse(send, *refusal)
+                return
+        is_upload = is_write and scope.get("method") == "POST"
         await (self.upload if is_upload else self.small)(scope, receive, send)
+
+
+def _auth_headers(status: int) -> dict[str, str]:
+    return {"WWW-Authenticate": 'Bearer realm="documents"'} if status == 401 else {}
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"detail": message}).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in _auth_headers(status).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def safe_name(filename: str | None) -> str:
@@ -72,15 +154,29 @@ def safe_name(filename: str | None) -> str:
     return stem + suffix.lower()
 
 
+def _is_word_document(data: bytes) -> bool:
+    """A zip archive (PK signature) that holds word/document.xml: what Word writes."""
+    if not data.startswith(b"PK\x03\x04"):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "word/document.xml" in archive.namelist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return False
+
+
 def sniff(name: str, data: bytes) -> str | None:
     """Why the content cannot be indexed as its name says, or None when it can."""
     suffix = Path(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        return f"unsupported file type '{suffix or name}': use .txt, .md, .html or .pdf"
+        return f"unsupported file type '{suffix or name}': use {SUPPORTED_NAMES}"
     if not data.strip():
         return "the file is empty"
     if SUPPORTED_SUFFIXES[suffix] == "pdf":
         return None if data.startswith(b"%PDF-") else "not a PDF (it does not start with %PDF-)"
+    if SUPPORTED_SUFFIXES[suffix] == "docx":
+        return None if _is_word_document(data) else ("not a Word document (.docx is a zip "
+                                                      "archive holding word/document.xml)")
     if data.startswith((b"%PDF-", b"PK\x03\x04", b"\x7fELF", b"\x89PNG", b"\xff\xd8\xff")):
         return "binary content (a PDF, archive or image), not text"
     if b"\x00" in data[:8192]:
@@ -88,18 +184,26 @@ def sniff(name: str, data: bytes) -> str | None:
     return None
 
 
-def _is_loopback(request: Request) -> bool:
-    try:
-        return ipaddress.ip_address(request.client.host).is_loopback
-    except (AttributeError, ValueError):
-        return False
-
-
 def _writer_allowed(request: Request) -> None:
-    # Until tokens guard the writing endpoints, only this machine may change the collection.
-    if not _is_loopback(request):
-        raise HTTPException(status_code=403, detail="Documents can be added or deleted only "
-                            "from this machine: use the server's loopback address.")
+    # The middleware has already refused these before reading the body; this keeps the rule
+    # with the routes for an app assembled without it.
+    refusal = write_refusal(request.app.state.settings, request.headers.get("authorization"))
+    if refusal is not None:
+        raise HTTPException(status_code=refusal[0], detail=refusal[1],
+                            headers=_auth_headers(refusal[0]) or None)
+
+
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+WRITE_ERRORS = {
+    401: {"description": "The server has a token (QA_API_TOKEN) and the request did not send "
+                         "it as `Authorization: Bearer <token>`, or sent a wrong one.",
+          "content": _ERROR},
+    403: {"description": "Writing is turned off on this server (QA_UPLOADS=false), or the "
+                         "server listens on a network address without a token.",
+          "content": _ERROR},
+}
+AUTH_NOTE = (" When the server has a token (QA_API_TOKEN), send it as "
+             "`Authorization: Bearer <token>`.")
 
 
 def _unique_path(folder: Path, name: str, data: bytes) -> Path:
@@ -111,9 +215,10 @@ def _unique_path(folder: Path, name: str, data: bytes) -> Path:
 
 
 @router.post("/documents", response_model=UploadResult, summary="Add documents",
-             description="Multipart field `files`, one or more .txt, .md, .html or .pdf files. "
+             responses=WRITE_ERRORS,
+             description=f"Multipart field `files`, one or more {SUPPORTED_NAMES} files. "
                          "Each file is added or refused on its own; refused files are listed "
-                         "in `errors` with the reason.")
+                         "in `errors` with the reason." + AUTH_NOTE)
 def upload_documents(request: Request,
                      files: Annotated[list[UploadFile], File(description="The documents.")]
                      ) -> dict:
@@ -146,9 +251,12 @@ def upload_documents(request: Request,
         components = live.components
         report = add_to_index(list(saved.values()), Path(settings.data_dir),
                               components.embedder, components.chunking,
-                              lock_timeout_s=settings.index_lock_timeout_s)
+                              lock_timeout_s=settings.index_lock_timeout_s,
+                              backend=components.store_backend())
         for skipped in report.skipped:  # e.g. no text left after extraction
-            errors.append({"filename": Path(skipped.path).name, "message": skipped.reason})
+            reason = ("no text left after cleaning (markup and boilerplate removed): nothing "
+                      "to index" if skipped.reason == "contains no text" else skipped.reason)
+            errors.append({"filename": Path(skipped.path).name, "message": reason})
             Path(skipped.path).unlink(missing_ok=True)
         store = live.reload_now().retriever.store
         for record in store.list_documents():
@@ -159,7 +267,9 @@ def upload_documents(request: Request,
     return {"documents": added, "errors": errors}
 
 
-@router.delete("/documents/{doc_id}", response_model=DeleteResult, summary="Delete a document")
+@router.delete("/documents/{doc_id}", response_model=DeleteResult, summary="Delete a document",
+               responses=WRITE_ERRORS, description="Removes the document from the index (and "
+               "its uploaded original)." + AUTH_NOTE)
 def delete_document(request: Request, doc_id: str) -> dict:
     _writer_allowed(request)
     settings = request.app.state.settings
@@ -168,7 +278,8 @@ def delete_document(request: Request, doc_id: str) -> dict:
     if record is None:
         raise HTTPException(status_code=404, detail="No document with this id in the index.")
     report = remove_from_index([doc_id], Path(settings.data_dir),
-                               settings.index_lock_timeout_s)
+                               settings.index_lock_timeout_s,
+                               backend=live.components.store_backend())
     uploads = os.path.abspath(Path(settings.data_dir) / "uploads")
     if record.source.startswith(uploads + os.sep):  # our copy of an upload goes with it
         Path(record.source).unlink(missing_ok=True)

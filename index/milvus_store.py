@@ -1,0 +1,693 @@
+"""The Milvus store: documents, passages, dense vectors and BM25 inside Milvus (Lite or server).
+
+The same code reaches Milvus Lite (a local folder whose name ends in `.db`, embedded in this
+process) or a Milvus standalone server / cluster (`http://host:19530`, with a token). Three
+collections per index, named after one collection name:
+
+    <name>_passages   id INT64 (passage id), doc_id, content_hash (of the document version),
+                      start, end, heading, text, terms (the analysed text, BM25 input),
+                      dense FLOAT_VECTOR (IP on normalised vectors, FLAT by default),
+                      sparse SPARSE_FLOAT_VECTOR (Milvus's BM25 function output)
+    <name>_documents  the document records (JSON) and the full document texts, both cut into
+                      pieces that fit a VARCHAR (65,535 bytes), keyed by doc id, content hash,
+                      part and piece number
+    <name>_meta       the committed state: generation, next passage id and the StoreConfig
+
+Lexical search is Milvus's own BM25 (sparse inverted index, k1 = 1.5, b = 0.75 as bm25s); the
+text it indexes is our own analysis (`index.store.lexical_tokens`: stemmed, stopword-free), so
+both stores match a question on the same terms: Milvus Lite's analyzer only lower-cases and
+splits words (no stemmer), and a server's analyzers differ by version. `analysis="standard"`
+indexes the raw passage text with Milvus's standard analyzer instead.
+
+Versions: a writer keeps every change in memory and applies it at `commit` (deletes, then
+inserts, then the new generation in `<name>_meta`); readers keep the document records of the
+generation they opened and drop any hit whose document version they do not know, so a reader
+never returns a passage of a document it cannot describe. A commit is not one atomic switch as
+in the FAISS store: while it runs, a reader of the previous generation may miss passages of the
+documents being replaced; `is_latest()` turns False when it ends and the reader is reopened.
+
+Milvus Lite holds an OS lock on its folder: one process at a time opens a `.db` (several
+clients in that process share it). Several processes (e.g. `qa serve` and `qa index`, or two
+servers) need a Milvus server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, replace
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from .contracts import Document, Passage
+from .errors import IndexDamaged, IndexMissing, UserError
+from .store_protocol import (REBUILD_HINT, DocumentRecord, StoreConfig, check_embedder,
+                             config_fingerprint)
+
+__all__ = ["MilvusStore", "MilvusBackend", "connect", "open_milvus_index",
+           "open_milvus_for_writing", "empty_milvus_store", "collection_names"]
+
+VARCHAR_MAX = 65_535  # bytes
+PIECE_CHARS = 16_000  # characters per stored piece: at most 4 UTF-8 bytes each < 65,535
+DOC_ID_MAX = 512
+BATCH = 256  # rows per insert call
+QUERY_PAGE = 4_000  # rows per query page (a server caps offset + limit at 16,384)
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}
+_STOP_WORDS = ("a an and are as at be but by for if in into is it no not of on or such that the "
+               "their then there these they this to was will with").split()
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,200}$")
+
+
+def collection_names(name: str) -> dict[str, str]:
+    if not _NAME.match(name):
+        raise UserError(f"Milvus collection name '{name}' is not valid: use letters, digits and "
+                        f"underscores, starting with a letter.")
+    return {"passages": f"{name}_passages", "documents": f"{name}_documents",
+            "meta": f"{name}_meta"}
+
+
+def _literal(value: str) -> str:
+    """A string literal for a Milvus filter expression."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _pieces(text: str) -> list[str]:
+    return [text[i:i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)] or [""]
+
+
+def _bm25_score(distance: float) -> float:
+    """Milvus servers return BM25 scores as positive distances, Milvus Lite as negated ones."""
+    return abs(float(distance))
+
+
+def connect(uri: str, token: str = ""):
+    """A MilvusClient for a Milvus Lite file (`*.db`) or a server URI."""
+    try:
+        from pymilvus import MilvusClient
+    except ImportError as exc:  # pragma: no cover - installed with the project
+        raise UserError("QA_VECTOR_STORE=milvus needs pymilvus and milvus-lite: "
+                        "pip install pymilvus==3.0.2 milvus-lite==3.2.2") from exc
+    if uri.endswith(".db"):
+        from pathlib import Path
+
+        Path(uri).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+    except Exception as exc:
+        raise UserError(f"Cannot open Milvus at {uri} ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}); a Milvus Lite file is "
+                        f"opened by one process at a time, use a Milvus server for several."
+                        ) from exc
+
+
+class MilvusStore:
+    """One version of a Milvus collection; opened for reading or for one writer."""
+
+    def __init__(self, client, uri: str, name: str, config: StoreConfig, generation: int,
+                 records: dict[str, DocumentRecord], next_id: int, writable: bool,
+                 committed: bool, fresh: bool = False, analysis: str = "stemmed",
+                 dense_index: tuple[str, dict] = ("FLAT", {})) -> None:
+        if analysis not in ("stemmed", "standard"):
+            raise ValueError(f"unknown analysis '{analysis}': stemmed or standard")
+        self.client = client
+        self.uri = uri
+        self.name = name
+        self.names = collection_names(name)
+        self.config = config
+        self.generation = generation
+        self.analysis = analysis
+        self.dense_index = dense_index
+        self._records = records
+        self._next_id = next_id
+        self._writable = writable
+        self._committed = committed  # a committed generation exists in Milvus
+        self._fresh = fresh  # commit replaces the whole collection (a rebuild)
+        # Changes since the last commit (writers only).
+        self._added: dict[str, tuple[Document, list[tuple[int, Passage]], np.ndarray]] = {}
+        self._deleted: set[str] = set()  # committed documents to remove at commit
+        self._updated: set[str] = set()  # committed documents whose record changed
+        self._passages: OrderedDict[int, Passage] = OrderedDict()  # a bounded cache
+        self._texts: OrderedDict[str, str] = OrderedDict()
+        self._known: dict[str, bool] = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def path(self) -> PurePosixPath | None:
+        """Where the committed collection lives (None before the first commit)."""
+        return PurePosixPath(f"milvus:{self.uri}#{self.name}") if self._committed else None
+
+    @property
+    def fingerprint(self) -> str:
+        return config_fingerprint(self.config, self._records.values())
+
+    def is_latest(self) -> bool:
+        try:
+            return _meta_generation(self.client, self.names["meta"]) == self.generation
+        except Exception:
+            return True  # Milvus unreachable: keep serving what is loaded
+
+    def count_documents(self) -> int:
+        return len(self._records)
+
+    def count_passages(self) -> int:
+        return sum(r.n_passages for r in self._records.values())
+
+    def list_documents(self) -> list[DocumentRecord]:
+        return list(self._records.values())
+
+    def get_document(self, doc_id: str) -> DocumentRecord | None:
+        return self._records.get(doc_id)
+
+    def document_text(self, doc_id: str) -> str:
+        if doc_id in self._added:
+            return self._added[doc_id][0].text
+        record = self._records.get(doc_id)
+        if record is None:
+            raise KeyError(doc_id)
+        if doc_id in self._texts:
+            self._texts.move_to_end(doc_id)
+            return self._texts[doc_id]
+        rows = self._query(self.names["documents"],
+                           f"doc_id == {_literal(doc_id)} and content_hash == "
+                           f"{_literal(record.content_hash)} and part == \"text\"",
+                           ["piece", "n_pieces", "body"])
+        text = _assemble(rows, f"the text of '{doc_id}'")
+        if hashlib.sha256(text.encode("utf-8")).hexdigest() != record.content_hash:
+            raise IndexDamaged(f"The text of '{doc_id}' in Milvus collection "
+                               f"{self.names['documents']} does not match its checksum; "
+                               f"{REBUILD_HINT}.")
+        self._texts[doc_id] = text
+        if len(self._texts) > 64:
+            self._texts.popitem(last=False)
+        return text
+
+    def _remember(self, pid: int, passage: Passage) -> None:
+        self._passages[pid] = passage
+        if len(self._passages) > 20_000:
+            self._passages.popitem(last=False)
+
+    def _known_version(self, row: dict) -> bool:
+        record = self._records.get(row["doc_id"])
+        return record is not None and record.content_hash == row["content_hash"] \
+            and row["doc_id"] not in self._added
+
+    def passage(self, passage_id: int) -> Passage:
+        passage_id = int(passage_id)
+        for _, passages, _ in self._added.values():
+            for pid, passage in passages:
+                if pid == passage_id:
+                    return passage
+        if passage_id in self._passages:
+            return self._passages[passage_id]
+        rows = self.client.get(self.names["passages"], ids=[passage_id],
+                               output_fields=_PASSAGE_FIELDS)
+        rows = [r for r in rows if self._known_version(r)]
+        if not rows:
+            raise KeyError(passage_id)
+        passage = _passage(rows[0])
+        self._remember(passage_id, passage)
+        return passage
+
+    def passages_of(self, doc_id: str) -> list[tuple[int, Passage]]:
+        if doc_id in self._added:
+            return list(self._added[doc_id][1])
+        record = self._records.get(doc_id)
+        if record is None or not record.n_passages:
+            return []
+        rows = self._query(self.names["passages"],
+                           f"doc_id == {_literal(doc_id)} and content_hash == "
+                           f"{_literal(record.content_hash)}", ["id"] + _PASSAGE_FIELDS)
+        items = [(int(r["id"]), _passage(r)) for r in rows]
+        for pid, passage in items:
+            self._remember(pid, passage)
+        return sorted(items, key=lambda item: (item[1].start, item[1].end))
+
+    def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if k < 1 or not self._committed or not self.count_passages():
+            return []
+        query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        found = self.client.search(self.names["passages"], data=[query], anns_field="dense",
+                                   limit=min(k, self.count_passages()),
+                                   output_fields=_PASSAGE_FIELDS,
+                                   search_params={"metric_type": "IP",
+                                                  "params": self.dense_index[1]})
+        return self._hits(found[0], float)
+
+    def search_lexical(self, query: str, k: int) -> list[tuple[int, float]]:
+        if k < 1 or not self._committed or not self.count_passages():
+            return []
+        text = self._analysed_query(query)
+        if not text:
+            return []
+        found = self.client.search(self.names["passages"], data=[text], anns_field="sparse",
+                                   limit=min(k, self.count_passages()),
+                                   output_fields=_PASSAGE_FIELDS,
+                                   search_params={"metric_type": "BM25"})
+        return [(pid, score) for pid, score in self._hits(found[0], _bm25_score) if score > 0]
+
+    def _hits(self, found, score) -> list[tuple[int, float]]:
+        hits = []
+        for hit in found:
+            entity = hit.get("entity", hit)
+            row = {f: entity.get(f) for f in _PASSAGE_FIELDS}
+            if not self._known_version(row):
+                continue  # a version committed after this reader opened, or being replaced
+            pid = int(hit["id"])
+            self._remember(pid, _passage(row))
+            hits.append((pid, score(hit["distance"])))
+        return hits
+
+    def _analysed_query(self, text: str) -> str:
+        return " ".join(self.lexical_terms(text))
+
+    def lexical_terms(self, text: str) -> list[str]:
+        if self.analysis == "stemmed":
+            from .store import lexical_tokens
+
+            return lexical_tokens([text])[0]
+        return [t for t in re.findall(r"\w+", text.lower()) if t not in _STOP_WORDS]
+
+    def known_terms(self, terms: Iterable[str]) -> set[str]:
+        """A term is known when BM25 finds a passage for it (one batched search)."""
+        terms = list(dict.fromkeys(terms))
+        unknown = [t for t in terms if t not in self._known]
+        if unknown and self._committed and self.count_passages():
+            found = self.client.search(self.names["passages"], data=unknown,
+                                       anns_field="sparse", limit=1,
+                                       search_params={"metric_type": "BM25"})
+            for term, hits in zip(unknown, found):
+                self._known[term] = any(_bm25_score(h["distance"]) > 0 for h in hits)
+        return {t for t in terms if self._known.get(t)}
+
+    def check_embedder(self, name: str, dimension: int) -> None:
+        check_embedder(self, name, dimension)
+
+    def _query(self, collection: str, expr: str, fields: list[str]) -> list[dict]:
+        return _query_all(self.client, collection, expr, fields)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _writing(self) -> None:
+        if not self._writable:
+            raise RuntimeError("this store was opened for reading; use open_milvus_for_writing")
+
+    def add_documents(self, documents: Sequence[Document], passages: Sequence[Passage],
+                      vectors: np.ndarray) -> None:
+        self._writing()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(
+            len(passages), self.config.dimension)
+        known = {d.doc_id for d in documents}
+        if stray := {p.doc_id for p in passages} - known:
+            raise ValueError(f"passages of documents not being added: {sorted(stray)[:3]}")
+        if taken := known & set(self._records):
+            raise ValueError(f"documents already in the store: {sorted(taken)[:3]}")
+        for document in documents:
+            if len(document.doc_id.encode("utf-8")) > DOC_ID_MAX:
+                raise ValueError(f"document id longer than {DOC_ID_MAX} bytes: "
+                                 f"{document.doc_id[:40]}...")
+        for passage in passages:
+            for value in (passage.text, passage.heading):
+                if len(value.encode("utf-8")) > VARCHAR_MAX // 2:
+                    raise ValueError(f"a passage of '{passage.doc_id}' is too long for Milvus "
+                                     f"({len(value)} characters)")
+        rows: dict[str, list[int]] = {}
+        for row, passage in enumerate(passages):
+            rows.setdefault(passage.doc_id, []).append(row)
+        for document in documents:
+            picked = rows.get(document.doc_id, [])
+            items = []
+            for row in picked:
+                items.append((self._next_id, passages[row]))
+                self._next_id += 1
+            self._added[document.doc_id] = (document, items, vectors[picked])
+            self._records[document.doc_id] = DocumentRecord(
+                document.doc_id, document.source, document.title, document.kind,
+                document.content_hash, len(items), dict(document.meta))
+        self._known.clear()
+
+    def delete_documents(self, doc_ids: Iterable[str]) -> int:
+        self._writing()
+        gone = {d for d in doc_ids if d in self._records}
+        for doc_id in gone:
+            del self._records[doc_id]
+            self._texts.pop(doc_id, None)
+            self._updated.discard(doc_id)
+            self._added.pop(doc_id, None)
+            if self._committed and not self._fresh:
+                self._deleted.add(doc_id)  # rows in Milvus go at commit
+        if gone:
+            self._passages.clear()
+            self._known.clear()
+        return len(gone)
+
+    def update_record(self, record: DocumentRecord) -> None:
+        self._writing()
+        old = self._records[record.doc_id]
+        if old.content_hash != record.content_hash:
+            raise ValueError("a changed text needs its passages re-embedded: delete and add it")
+        self._records[record.doc_id] = replace(record, n_passages=old.n_passages)
+        if record.doc_id in self._added:
+            document, items, vectors = self._added[record.doc_id]
+            self._added[record.doc_id] = (replace(document, source=record.source,
+                                                  title=record.title, kind=record.kind,
+                                                  meta=dict(record.meta)), items, vectors)
+        else:
+            self._updated.add(record.doc_id)
+
+    def set_config(self, config: StoreConfig) -> None:
+        self._writing()
+        if (config.embedder, config.dimension) != (self.config.embedder, self.config.dimension):
+            raise ValueError("the embedder of a store cannot change; start a new one")
+        self.config = config
+
+    def commit(self) -> int:
+        """Apply every change to Milvus, then record the new generation."""
+        self._writing()
+        client, names = self.client, self.names
+        current = _meta_generation(client, names["meta"])
+        if current is not None and current > self.generation:
+            raise UserError(f"Milvus collection '{self.name}' was changed by another writer "
+                            f"(generation {current}, this one started from {self.generation}); "
+                            f"run the command again.")
+        generation = max(self.generation, current or 0) + 1
+        if self._fresh:
+            for collection in names.values():
+                if client.has_collection(collection):
+                    client.drop_collection(collection)
+        _ensure_collections(client, names, self.config.dimension, self.analysis,
+                            self.dense_index)
+        if self._deleted:
+            for chunk in _chunks(sorted(self._deleted), 200):
+                expr = f"doc_id in [{', '.join(_literal(d) for d in chunk)}]"
+                client.delete(names["passages"], filter=expr)
+                client.delete(names["documents"], filter=expr)
+        if self._updated:
+            for chunk in _chunks(sorted(self._updated), 200):
+                expr = (f"doc_id in [{', '.join(_literal(d) for d in chunk)}] and "
+                        f"part == \"record\"")
+                client.delete(names["documents"], filter=expr)
+            _insert(client, names["documents"],
+                    [row for d in sorted(self._updated)
+                     for row in _record_rows(self._records[d])])
+        for doc_id, (document, items, vectors) in self._added.items():
+            record = self._records[doc_id]
+            _insert(client, names["passages"], [
+                {"id": pid, "doc_id": doc_id, "content_hash": document.content_hash,
+                 "start": p.start, "end": p.end, "heading": p.heading, "text": p.text,
+                 "terms": self._terms(p), "dense": vector.tolist()}
+                for (pid, p), vector in zip(items, vectors)])
+            _insert(client, names["documents"],
+                    _record_rows(record) + _text_rows(doc_id, document.content_hash,
+                                                      document.text))
+        state = {"generation": generation, "next_id": self._next_id,
+                 "config": asdict(self.config), "analysis": self.analysis,
+                 "fingerprint": config_fingerprint(self.config, self._records.values())}
+        body = json.dumps(state, ensure_ascii=False)
+        pieces = _pieces(body)
+        _insert(client, names["meta"], [
+            {"key": f"g{generation:012d}:{i:06d}", "generation": generation, "piece": i,
+             "n_pieces": len(pieces), "body": piece, "_v": [1.0, 0.0]}
+            for i, piece in enumerate(pieces)])
+        client.delete(names["meta"], filter=f"generation < {generation}")
+        for doc_id, (document, _, _) in self._added.items():
+            self._texts[doc_id] = document.text
+        self._added.clear()
+        self._deleted.clear()
+        self._updated.clear()
+        self._passages.clear()
+        self._known.clear()
+        self.generation, self._committed, self._fresh = generation, True, False
+        return generation
+
+    def _terms(self, passage: Passage) -> str:
+        if self.analysis == "stemmed":
+            from .store import lexical_tokens
+
+            return " ".join(lexical_tokens([passage.heading + " " + passage.text])[0])
+        return passage.heading + " " + passage.text
+
+
+_PASSAGE_FIELDS = ["doc_id", "content_hash", "start", "end", "heading", "text"]
+
+
+def _passage(row: dict) -> Passage:
+    return Passage(row["doc_id"], int(row["start"]), int(row["end"]), row["text"],
+                   row["heading"])
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _insert(client, collection: str, rows: list[dict]) -> None:
+    for chunk in _chunks(rows, BATCH):
+        client.insert(collection, chunk)
+
+
+def _record_rows(record: DocumentRecord) -> list[dict]:
+    return _piece_rows(record.doc_id, record.content_hash, "record",
+                       json.dumps(record.to_json(), ensure_ascii=False))
+
+
+def _text_rows(doc_id: str, content_hash: str, text: str) -> list[dict]:
+    return _piece_rows(doc_id, content_hash, "text", text)
+
+
+def _piece_rows(doc_id: str, content_hash: str, part: str, body: str) -> list[dict]:
+    pieces = _pieces(body)
+    return [{"key": json.dumps([doc_id, content_hash, part, i], ensure_ascii=False),
+             "doc_id": doc_id, "content_hash": content_hash, "part": part, "piece": i,
+             "n_pieces": len(pieces), "body": piece, "_v": [1.0, 0.0]}
+            for i, piece in enumerate(pieces)]
+
+
+def _assemble(rows: list[dict], what: str) -> str:
+    rows = sorted(rows, key=lambda r: int(r["piece"]))
+    if not rows or [int(r["piece"]) for r in rows] != list(range(int(rows[0]["n_pieces"]))):
+        raise IndexDamaged(f"{what} is incomplete in Milvus; {REBUILD_HINT}.")
+    return "".join(r["body"] for r in rows)
+
+
+def _query_all(client, collection: str, expr: str, fields: list[str]) -> list[dict]:
+    """Every row matching `expr`, read in pages (servers cap one query's window)."""
+    rows: list[dict] = []
+    offset = 0
+    while True:
+        page = client.query(collection, filter=expr, output_fields=fields, limit=QUERY_PAGE,
+                            offset=offset)
+        rows.extend(page)
+        if len(page) < QUERY_PAGE:
+            return rows
+        offset += QUERY_PAGE
+        if offset + QUERY_PAGE > 16_384:
+            return rows + _query_iterate(client, collection, expr, fields, skip=len(rows))
+
+
+def _query_iterate(client, collection, expr, fields, skip):
+    iterator = client.query_iterator(collection, filter=expr, output_fields=fields,
+                                     batch_size=QUERY_PAGE)
+    rows, seen = [], 0
+    try:
+        while page := iterator.next():
+            for row in page:
+                seen += 1
+                if seen > skip:
+                    rows.append(row)
+    finally:
+        iterator.close()
+    return rows
+
+
+def _meta_generation(client, meta: str) -> int | None:
+    """The newest complete committed generation, or None when there is none."""
+    if not client.has_collection(meta):
+        return None
+    rows = client.query(meta, filter="generation >= 0", output_fields=["generation"],
+                        limit=QUERY_PAGE)
+    return max((int(r["generation"]) for r in rows), default=None)
+
+
+def _read_state(client, names: dict[str, str]) -> dict | None:
+    generation = _meta_generation(client, names["meta"])
+    if generation is None:
+        return None
+    rows = client.query(names["meta"], filter=f"generation == {generation}",
+                        output_fields=["piece", "n_pieces", "body"], limit=QUERY_PAGE)
+    return json.loads(_assemble(rows, f"the state of {names['meta']}"))
+
+
+def _ensure_collections(client, names: dict[str, str], dimension: int, analysis: str,
+                        dense_index: tuple[str, dict]) -> None:
+    from pymilvus import DataType, Function, FunctionType
+
+    if not client.has_collection(names["passages"]):
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=DOC_ID_MAX)
+        schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
+        schema.add_field("start", DataType.INT64)
+        schema.add_field("end", DataType.INT64)
+        schema.add_field("heading", DataType.VARCHAR, max_length=VARCHAR_MAX)
+        schema.add_field("text", DataType.VARCHAR, max_length=VARCHAR_MAX)
+        analyzer = {"tokenizer": "standard", "filter": ["lowercase"]} if analysis == "stemmed" \
+            else {"tokenizer": "standard",
+                  "filter": ["lowercase", {"type": "stop", "stop_words": _STOP_WORDS}]}
+        schema.add_field("terms", DataType.VARCHAR, max_length=VARCHAR_MAX,
+                         enable_analyzer=True, analyzer_params=analyzer)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                     input_field_names=["terms"],
+                                     output_field_names=["sparse"]))
+        index = client.prepare_index_params()
+        index.add_index("dense", index_type=dense_index[0], metric_type="IP",
+                        params=dense_index[1])
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                        params=BM25_PARAMS)
+        _create(client, names["passages"], schema, index)
+    for kind in ("documents", "meta"):
+        if client.has_collection(names[kind]):
+            continue
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("key", DataType.VARCHAR, max_length=2048, is_primary=True)
+        if kind == "documents":
+            schema.add_field("doc_id", DataType.VARCHAR, max_length=DOC_ID_MAX)
+            schema.add_field("content_hash", DataType.VARCHAR, max_length=64)
+            schema.add_field("part", DataType.VARCHAR, max_length=16)
+        else:
+            schema.add_field("generation", DataType.INT64)
+        schema.add_field("piece", DataType.INT64)
+        schema.add_field("n_pieces", DataType.INT64)
+        schema.add_field("body", DataType.VARCHAR, max_length=VARCHAR_MAX)
+        # Milvus wants a vector field in every collection; this one is never searched.
+        schema.add_field("_v", DataType.FLOAT_VECTOR, dim=2)
+        index = client.prepare_index_params()
+        index.add_index("_v", index_type="FLAT", metric_type="IP")
+        _create(client, names[kind], schema, index)
+
+
+def _create(client, name: str, schema, index) -> None:
+    """Create and load a collection. The index is created without waiting on its state:
+    pymilvus's wait asks for a timestamp that Milvus Lite does not implement (and an index on
+    an empty collection has nothing to build)."""
+    client.create_collection(name, schema=schema, consistency_level="Strong")
+    client.create_index(name, index, sync=False)
+    client.load_collection(name)
+
+
+def _load(client, uri: str, name: str, writable: bool, analysis: str,
+          dense_index: tuple[str, dict]) -> MilvusStore | None:
+    names = collection_names(name)
+    try:
+        state = _read_state(client, names)
+    except IndexDamaged:
+        raise
+    except Exception as exc:
+        raise IndexDamaged(f"The Milvus collection '{name}' at {uri} cannot be read "
+                           f"({type(exc).__name__}); {REBUILD_HINT}.") from exc
+    if state is None:
+        return None
+    for collection in names.values():
+        client.load_collection(collection)
+    rows = _query_all(client, names["documents"], 'part == "record"',
+                      ["doc_id", "content_hash", "piece", "n_pieces", "body"])
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        grouped.setdefault((row["doc_id"], row["content_hash"]), []).append(row)
+    records: dict[str, DocumentRecord] = {}
+    for (doc_id, _), parts in sorted(grouped.items()):
+        record = DocumentRecord(**json.loads(_assemble(parts, f"the record of '{doc_id}'")))
+        records[record.doc_id] = record
+    order = state["config"]
+    config = StoreConfig(order["embedder"], order["dimension"], order["chunking"],
+                         tuple(order.get("sources", ())), tuple(order.get("excluded", ())))
+    store = MilvusStore(client, uri, name, config, state["generation"], records,
+                        state["next_id"], writable, committed=True,
+                        analysis=state.get("analysis", analysis), dense_index=dense_index)
+    # The records must be those of the committed generation (a writer mid-commit or killed
+    # mid-commit leaves them out of step): compare with the fingerprint the commit recorded.
+    if store.fingerprint != state.get("fingerprint", store.fingerprint):
+        if writable:
+            raise IndexDamaged(f"The Milvus collection '{name}' at {uri} is out of step with "
+                               f"its last commit (a writer stopped mid-commit?); "
+                               f"{REBUILD_HINT}.")
+    return store
+
+
+def open_milvus_index(uri: str, name: str, token: str = "", client=None,
+                      dense_index: tuple[str, dict] = ("FLAT", {})) -> MilvusStore:
+    """The committed collection, for reading."""
+    client = client or connect(uri, token)
+    store = _load(client, uri, name, False, "stemmed", dense_index)
+    if store is None:
+        raise IndexMissing(f"No index found in Milvus collection '{name}' at {uri}: build one "
+                           f"with: qa index")
+    return store
+
+
+def open_milvus_for_writing(uri: str, name: str, config: StoreConfig, token: str = "",
+                            client=None, analysis: str = "stemmed",
+                            dense_index: tuple[str, dict] = ("FLAT", {})) -> MilvusStore:
+    """The committed collection for the one writer; an empty store when none exists."""
+    client = client or connect(uri, token)
+    store = _load(client, uri, name, True, analysis, dense_index)
+    if store is None:
+        generation = _meta_generation(client, collection_names(name)["meta"]) or 0
+        return MilvusStore(client, uri, name, config, generation, {}, 0, True, committed=False,
+                           fresh=True, analysis=analysis, dense_index=dense_index)
+    return store
+
+
+def empty_milvus_store(uri: str, name: str, config: StoreConfig, generation: int = 0,
+                       token: str = "", client=None, analysis: str = "stemmed",
+                       dense_index: tuple[str, dict] = ("FLAT", {})) -> MilvusStore:
+    """A new, empty collection; its commit replaces whatever the collection held."""
+    client = client or connect(uri, token)
+    generation = max(generation, _meta_generation(client, collection_names(name)["meta"]) or 0)
+    return MilvusStore(client, uri, name, config, generation, {}, 0, True, committed=False,
+                       fresh=True, analysis=analysis, dense_index=dense_index)
+
+
+class MilvusBackend:
+    """What index/build.py needs from a store kind, for Milvus (see the report for wiring)."""
+
+    def __init__(self, uri: str, name: str, token: str = "") -> None:
+        self.uri, self.name, self.token = uri, name, token
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = connect(self.uri, self.token)
+        return self._client
+
+    def exists(self) -> bool:
+        return _meta_generation(self.client, collection_names(self.name)["meta"]) is not None
+
+    def open_index(self) -> MilvusStore:
+        return open_milvus_index(self.uri, self.name, client=self.client)
+
+    def open_for_writing(self, config: StoreConfig) -> MilvusStore:
+        return open_milvus_for_writing(self.uri, self.name, config, client=self.client)
+
+    def empty_store(self, config: StoreConfig, generation: int = 0) -> MilvusStore:
+        return empty_milvus_store(self.uri, self.name, config, generation, client=self.client)
+
+    def last_generation(self) -> int:
+        return _meta_generation(self.client, collection_names(self.name)["meta"]) or 0
+
+    def manifest_sources(self) -> tuple[str, ...]:
+        try:
+            state = _read_state(self.client, collection_names(self.name))
+        except Exception:
+            return ()
+        return tuple(state["config"].get("sources", ())) if state else ()
+
+    def collect_garbage(self) -> list[str]:
+        return []  # nothing is left behind: a commit writes into the collections themselves
