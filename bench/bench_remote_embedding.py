@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from fastapi import FastAPI
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -28,8 +30,7 @@ from index.chunking import ChunkingParams, chunk_text, embedding_text  # noqa: E
 from index.embedding import SentenceTransformerEmbedder  # noqa: E402
 from index.readers import read_documents  # noqa: E402
 from index.remote_embedding import RemoteEmbedder  # noqa: E402
-from qa.settings import Settings  # noqa: E402
-from web.app import create_app  # noqa: E402
+from web import embeddings_api  # noqa: E402
 
 
 def main() -> None:
@@ -44,10 +45,12 @@ def main() -> None:
     texts = [embedding_text(p) for d in documents
              for p in chunk_text(d.doc_id, d.text, embedder.count_tokens, ChunkingParams())]
     texts = texts * args.copies
-    # The endpoint needs only the assistant's encoder: no index, no generator.
-    assistant = SimpleNamespace(retriever=SimpleNamespace(embedder=embedder))
+    # The endpoint needs only the server's encoder: no index, no generator.
+    app = FastAPI()
+    app.include_router(embeddings_api.router)
+    app.state.live = SimpleNamespace(components=SimpleNamespace(embedder=embedder))
     times: dict[str, list[float]] = {"bare": [], "remote_c1": [], "remote_c4": []}
-    with live_server(create_app(Settings(), assistant)) as url:
+    with live_server(app) as url:
         clients = {"remote_c1": RemoteEmbedder(f"{url}/v1", batch_size=args.batch_size,
                                                concurrency=1),
                    "remote_c4": RemoteEmbedder(f"{url}/v1", batch_size=args.batch_size,

@@ -44,10 +44,9 @@ def now() -> str:
 def settings_record(settings: Settings) -> dict[str, str]:
     """Every setting as a string; a secret is recorded only as set or not."""
     record = {f.name: str(getattr(settings, f.name)) for f in fields(settings)}
-    if record.get("openai_api_key"):
-        record["openai_api_key"] = "(set)"
-    if record.get("milvus_token"):
-        record["milvus_token"] = "(set)"
+    for name in record:
+        if name.endswith(("_key", "token")) and record[name]:
+            record[name] = "(set)"
     return record
 
 

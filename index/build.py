@@ -220,7 +220,7 @@ def _effective_params(params: ChunkingParams, embedder: Embedder) -> ChunkingPar
 def _no_documents(skipped: list[Skipped]) -> UserError:
     problems = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "nothing given"
     return UserError(f"No documents to index ({problems}); give files or folders with .txt, "
-                     f".md, .html or .pdf documents.")
+                     f".md, .html, .pdf or .docx documents.")
 
 
 def build_index(paths: list[Path] | None, data_dir: Path, embedder: Embedder,
@@ -301,7 +301,7 @@ def add_to_index(paths: list[Path], data_dir: Path, embedder: Embedder,
         if not files:
             problems = "; ".join(f"{s.path}: {s.reason}" for s in skipped) or "nothing given"
             raise UserError(f"Nothing to add ({problems}); give files or folders with .txt, "
-                            f".md, .html or .pdf documents.")
+                            f".md, .html, .pdf or .docx documents.")
         ids = _assign_ids(files, store, keep_others=True)
         if on_document:
             on_document(len(files))

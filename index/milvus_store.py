@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -95,6 +96,11 @@ def connect(uri: str, token: str = ""):
         from pathlib import Path
 
         Path(uri).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+    # Milvus Lite logs a traceback when it cannot start (e.g. another process holds the
+    # file); the error below says it in one line instead.
+    lite_log = logging.getLogger("milvus_lite")
+    level = lite_log.level
+    lite_log.setLevel(logging.CRITICAL)
     try:
         return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
     except Exception as exc:
@@ -102,6 +108,8 @@ def connect(uri: str, token: str = ""):
                         f"{str(exc).splitlines()[0] if str(exc) else ''}); a Milvus Lite file is "
                         f"opened by one process at a time, use a Milvus server for several."
                         ) from exc
+    finally:
+        lite_log.setLevel(level)
 
 
 class MilvusStore:
@@ -508,6 +516,12 @@ def _meta_generation(client, meta: str) -> int | None:
     """The newest complete committed generation, or None when there is none."""
     if not client.has_collection(meta):
         return None
+    from pymilvus.client.types import LoadState
+
+    # A collection another process created may not be loaded here: Milvus Lite releases every
+    # collection when the process that loaded it ends, and a query on it fails.
+    if client.get_load_state(meta).get("state") != LoadState.Loaded:
+        client.load_collection(meta)
     rows = client.query(meta, filter="generation >= 0", output_fields=["generation"],
                         limit=QUERY_PAGE)
     return max((int(r["generation"]) for r in rows), default=None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from .embedding import DEFAULT_MODEL, _offline, model_folder, model_name
+from .embedding import DEFAULT_MODEL, _offline, model_folder, model_name, token_counter
 from .errors import UserError
 
 # Retried: the server is busy, restarting or briefly unreachable. Anything else is the user's to fix.
@@ -66,7 +66,8 @@ class RemoteEmbedder:
     def __init__(self, base_url: str, model: str = DEFAULT_MODEL, server_model: str = "",
                  api_key: str = "", batch_size: int = 32, concurrency: int = 4,
                  timeout_s: float = 60.0, retries: int = 3, backoff_s: float = 0.5) -> None:
-        self._tokenizer, self.max_tokens = load_tokenizer(model)
+        tokenizer, self.max_tokens = load_tokenizer(model)
+        self._count = token_counter(tokenizer)
         self.name = model_name(model)
         self.server_model = server_model or self.name
         self.url = base_url.rstrip("/") + "/embeddings"
@@ -90,7 +91,7 @@ class RemoteEmbedder:
                    settings.embedding_timeout_s, settings.embedding_retries)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.tokenize(text))
+        return self._count(text)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)

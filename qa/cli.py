@@ -45,12 +45,17 @@ def _progress_bar(desc: str):
 
 
 def _print_report(report, settings: Settings, verb: str) -> None:
+    from .compose import store_backend
+
     for skipped in report.skipped:
         typer.echo(f"warning: skipped {skipped.path}: {skipped.reason}", err=True)
+    backend = store_backend(settings)  # where the index lives; nothing is opened here
+    where = (settings.data_dir / "index" if backend is None
+             else f"Milvus {backend.uri} (collections {backend.name}_*)")
     typer.echo(f"{verb} {report.documents} documents into {report.passages} passages in "
                f"{report.seconds:.1f} s ({report.embedded_documents} embedded, "
                f"{report.reused_documents} unchanged, {report.removed_documents} removed) "
-               f"-> {settings.data_dir / 'index'}")
+               f"-> {where}")
 
 
 def _changing_index(settings: Settings, paths: list[Path] | None, rebuild: bool, add: bool,

@@ -475,3 +475,70 @@ def test_the_page_asks_for_the_token_once_and_keeps_it_for_the_tab(page_at, tmp_
         assert "needs its token (QA_API_TOKEN)" in refused.inner_text()
         shot(other, "browser-documents-token-refused", full_page=False)
         assert js_errors(page) == [] and js_errors(other) == []
+
+
+def test_by_document_view_lists_every_document_and_opens_each_quote(page_at, replay_assistant):
+    probe = replay_assistant("", abstain_threshold=0.0)
+    assistant = replay_assistant(supported_reply(probe), abstain_threshold=0.0)
+    store = assistant.retriever.store
+    with live_server(create_app(assistant.settings, assistant)) as url:
+        page = page_at()
+        page.goto(url + "/")
+        n_documents = len(page.request.get(url + "/api/documents").json()["documents"])
+        assert n_documents >= 2
+        box = page.get_by_label("By document")
+        assert not box.is_checked()
+        box.check()
+        ask(page, QUESTION)
+        turn = latest(page)
+        section = turn.locator(".by-document")
+        sync_api.expect(section).to_be_visible()
+        assert section.locator("h3").inner_text().lower() == "by document"
+        rows = section.locator(".by-document-list > li")
+        assert rows.count() == n_documents
+        titles = {d["doc_id"]: d["title"]
+                  for d in page.request.get(url + "/api/documents").json()["documents"]}
+        assert {rows.nth(i).get_attribute("data-doc-id") for i in range(n_documents)} == \
+            set(titles)
+        for i in range(n_documents):
+            row = rows.nth(i)
+            assert titles[row.get_attribute("data-doc-id")] in row.inner_text()
+            if "not-addressed" in row.get_attribute("class"):
+                statement = row.locator(".doc-view-statement")
+                assert statement.inner_text() == "does not address it"
+                assert "muted" in statement.get_attribute("class")
+                assert row.locator("a").count() == 0
+        addressed = section.locator(".doc-view.is-addressed")
+        assert addressed.count() >= 2
+        links = section.locator(".doc-view.is-addressed a")
+        assert links.count() == addressed.count()
+        # Sections in order: the view comes after the sources.
+        assert page.evaluate("""() => {
+            const turn = document.querySelector('#conversation .turn');
+            const sources = turn.querySelector('.sources'), view = turn.querySelector('.by-document');
+            return !!(sources.compareDocumentPosition(view) & Node.DOCUMENT_POSITION_FOLLOWING);
+        }""")
+        shot(page, "browser-by-document")
+        for i in range(links.count()):
+            href = links.nth(i).get_attribute("href")
+            doc_id, start, end = re.match(r"/documents/([^?]+)\?start=(\d+)&end=(\d+)",
+                                          href).groups()
+            quote = store.document_text(doc_id)[int(start):int(end)]
+            assert squash(links.nth(i).get_attribute("title")) == squash(quote)
+        second = links.nth(1)
+        quote = second.get_attribute("title")
+        document = open_citation(page, second)
+        mark = document.locator("mark#quote")
+        sync_api.expect(mark).to_have_count(1)
+        assert squash(mark.inner_text()) == squash(quote)
+        sync_api.expect(mark).to_be_in_viewport()
+        shot(document, "browser-by-document-quote", full_page=False)
+
+        box.uncheck()
+        ask(page, QUESTION)
+        plain = latest(page)
+        assert page.locator("#conversation .turn").count() == 2
+        assert plain.locator(".by-document").is_hidden()
+        assert plain.locator(".by-document-list > li").count() == 0
+        sync_api.expect(plain.locator(".sources")).to_be_visible()
+        assert js_errors(page) == []

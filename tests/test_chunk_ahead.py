@@ -40,3 +40,24 @@ def test_an_error_in_the_work_reaches_the_consumer_at_its_item():
         assert str(exc) == "unreadable"
     else:
         raise AssertionError("the error was swallowed")
+
+
+def test_chunking_ahead_while_the_real_encoder_embeds_gives_the_same_passages(
+        real_embedder, seed_copy):
+    """Token counting in the chunking thread must not trip over the encoder's tokenizer."""
+    import pytest
+
+    from index.chunking import chunk_text, embedding_text
+    from index.readers import read_documents
+
+    pytest.importorskip("sentence_transformers")
+    documents, _ = read_documents([seed_copy])
+    serial = [chunk_text(d.doc_id, d.text, real_embedder.count_tokens) for d in documents]
+    ahead = []
+    for _, passages in chunk_ahead(documents, lambda d: chunk_text(d.doc_id, d.text,
+                                                                   real_embedder.count_tokens)):
+        real_embedder.embed([embedding_text(p) for p in passages])
+        ahead.append(passages)
+    assert ahead == serial and sum(map(len, serial)) > 100
+    text = "Moscow and Tehran disagree on Assad's future, don't they?"
+    assert real_embedder.count_tokens(text) == len(real_embedder._tokenizer.tokenize(text))

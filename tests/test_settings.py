@@ -32,6 +32,7 @@ def test_environment_then_overrides(monkeypatch):
     ("QA_TOP_K", "many", "QA_TOP_K"),
     ("QA_BACKEND", "gpt", "QA_BACKEND"),
     ("QA_RETRIEVAL_MODE", "magic", "QA_RETRIEVAL_MODE"),
+    ("QA_VECTOR_STORE", "chroma", "QA_VECTOR_STORE"),
 ])
 def test_bad_values_get_one_line_errors(monkeypatch, env, value, message):
     monkeypatch.setenv(env, value)

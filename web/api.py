@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from index.errors import UserError
-from qa.contracts import Answer, Hit, Turn
+from qa.contracts import Answer, Event, Hit, Turn
 from qa.pipeline import Assistant
 from qa.retrieve import check_question
 
@@ -161,7 +162,8 @@ STREAM_DOC = """Server-sent events, each with JSON data:
 * `passages` — `{"hits": [Hit]}` the retrieved passages
 * `token` — `{"text": str}` a piece of the model's draft (may be removed by verification)
 * `error` — `{"message": str}` the model backend failed; an answer from the evidence follows
-* `done` — the verified `Answer` (same shape as POST /api/ask); always the last event
+* `done` — the verified `Answer` (same shape as POST /api/ask); always the last event. With
+  `by_document=true` its `by_document` lists each document's position on the question.
 """
 
 
@@ -191,6 +193,21 @@ STREAM_EVENT_SCHEMA = {"oneOf": [
 ]}
 
 
+def _with_by_document(events: Iterator[Event], assistant: Assistant) -> Iterator[Event]:
+    """The events, with the per-document view added to the final Answer."""
+    try:
+        for event in events:
+            if event.kind == "done":
+                answer: Answer = event.data
+                event = replace(event, data=replace(answer,
+                                                    by_document=assistant.by_document(answer)))
+            yield event
+    finally:
+        close = getattr(events, "close", None)  # a client gone mid-answer ends the model's run
+        if close is not None:
+            close()
+
+
 @router.get("/ask/stream", tags=["answers"],
             summary="Answer a question as server-sent events",
             description=STREAM_DOC, response_class=StreamingResponse,
@@ -200,10 +217,16 @@ STREAM_EVENT_SCHEMA = {"oneOf": [
 def ask_stream(request: Request,
                question: Annotated[str, Query(description="The question.",
                                               json_schema_extra=QUESTION_SCHEMA)],
+               by_document: Annotated[bool, Query(
+                   description="Also give the `done` Answer, per document, its position on the "
+                               "question with its quote (`by_document`).")] = False,
                ) -> StreamingResponse:
     question = checked_question(request, question)
     turns = parse_history(request.query_params.get("history"))
-    events = assistant_of(request).stream(question, turns)
+    assistant = assistant_of(request)
+    events = assistant.stream(question, turns)
+    if by_document:
+        events = _with_by_document(events, assistant)
     return StreamingResponse(closing_threadpool_stream(sse_stream(events)),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -28,11 +28,11 @@ class EmbeddingRequest(BaseModel):
 
 
 def _embedder(request: Request):
-    """The encoder the assistant searches with, so vectors match the served index."""
-    assistant = request.app.state.live.current()
-    if assistant is None:
+    """The encoder the assistant searches with (it outlives index swaps), so vectors match."""
+    live = getattr(request.app.state, "live", None)
+    if live is None:
         raise HTTPException(status_code=503, detail="The server is still starting; retry.")
-    return assistant.retriever.embedder
+    return live.components.embedder
 
 
 def _accepts(model: str, served: str) -> bool:

@@ -7,6 +7,7 @@
   var input = document.getElementById("question");
   var askButton = document.getElementById("ask-button");
   var newConversation = document.getElementById("new-conversation");
+  var byDocumentBox = document.getElementById("by-document");
   var formError = document.getElementById("form-error");
   var conversation = document.getElementById("conversation");
   var emptyState = document.getElementById("empty-state");
@@ -139,6 +140,44 @@
       list.appendChild(item);
     });
     section.hidden = answer.citations.length === 0;
+  }
+
+  /* Each document's position on the question: its statement and a link to its quote, or that it
+     does not address the question. */
+  function renderByDocument(turn, answer) {
+    var section = part(turn.root, ".by-document");
+    var list = part(turn.root, ".by-document-list");
+    var views = answer.by_document || [];
+    list.textContent = "";
+    views.forEach(function (view, i) {
+      var item = make("li", "doc-view " + (view.addressed ? "is-addressed" : "not-addressed"));
+      item.setAttribute("data-doc-id", view.doc_id);
+      var head = make("div", "source-head");
+      head.appendChild(make("span", "source-n", String(i + 1)));
+      var name = make("span", "doc-view-name");
+      name.appendChild(make("span", "doc-view-title", view.title));
+      if (view.addressed) {
+        name.appendChild(document.createTextNode(" "));
+        name.appendChild(make("span", "doc-view-kind",
+                              view.source === "answer" ? "· in the answer" : "· its closest sentence"));
+      }
+      head.appendChild(name);
+      item.appendChild(head);
+      var c = view.citation;
+      if (view.addressed && c) {
+        item.appendChild(make("p", "doc-view-statement", squash(view.statement)));
+        var where = make("p", "doc-view-link");
+        var link = sourceLink(documentUrl(c.doc_id, c.start, c.end), "Show the quote in the document",
+                              "Show the quote in " + view.title);
+        link.title = squash(c.quote);
+        where.appendChild(link);
+        item.appendChild(where);
+      } else {
+        item.appendChild(make("p", "doc-view-statement muted", squash(view.statement) || "does not address it"));
+      }
+      list.appendChild(item);
+    });
+    section.hidden = views.length === 0;
   }
 
   function renderPassages(turn, hits, label, open) {
@@ -289,6 +328,7 @@
       renderSources(turn, answer);
       renderPassages(turn, turn.hits, "All retrieved passages", !!answer.error);
     }
+    if (turn.byDocument) renderByDocument(turn, answer);
     renderMeta(turn, answer);
     history.push({question: answer.question, standalone_question: answer.standalone_question,
                   answer: String(answer.answer).slice(0, HISTORY_ANSWER_CHARS)});
@@ -316,7 +356,8 @@
   function ask(question) {
     var root = template.content.firstElementChild.cloneNode(true);
     turnCount += 1;
-    var turn = {id: turnCount, root: root, hits: [], draft: "", answer: null, events: 0};
+    var turn = {id: turnCount, root: root, hits: [], draft: "", answer: null, events: 0,
+                byDocument: !!(byDocumentBox && byDocumentBox.checked)};
     root.id = "turn-" + turn.id;
     root.classList.add("streaming");
     part(root, ".turn-question").textContent = question;
@@ -325,6 +366,7 @@
     emptyState.hidden = true;
 
     var url = "/api/ask/stream?question=" + encodeURIComponent(question);
+    if (turn.byDocument) url += "&by_document=true";
     if (history.length) {
       url += "&history=" + encodeURIComponent(JSON.stringify(history.slice(-HISTORY_TURNS)));
     }
