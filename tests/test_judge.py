@@ -170,3 +170,42 @@ def test_former_and_latter_are_spelled_out_for_the_judge_only():
     # With the names spelled out, the (optional) role check sees whose position is whose.
     verdict = PrefilteredJudge(CountingJudge(), PrefilterRules(roles=True)).judge([claim])[0]
     assert verdict.label == UNSUPPORTED and "another actor" in verdict.reason
+
+
+@pytest.mark.slow
+def test_cross_encoder_judge_reads_entailment_from_a_local_nli_folder(tmp_path):
+    """A real sentence-transformers cross-encoder folder with NLI labels (MiniLM with an untrained
+    3-label head: the verdicts are arbitrary, the plumbing — loading, label mapping, scores — is
+    what is checked against the model's own predictions)."""
+    import numpy as np
+    from sentence_transformers import CrossEncoder
+
+    from index.embedding import model_folder
+
+    model = CrossEncoder(str(model_folder("all-MiniLM-L6-v2")), num_labels=3, device="cpu")
+    model.config.id2label = {0: "contradiction", 1: "entailment", 2: "neutral"}
+    model.config.label2id = {v: k for k, v in model.config.id2label.items()}
+    folder = tmp_path / "nli"
+    model.save(str(folder))
+    claims = [Claim("Russia refused to deliver the systems.", ("Russia delivered the systems.",)),
+              Claim("The pass statement does nothing.", ("pass is a null operation.",))]
+    logits = np.asarray(model.predict([(c.evidence_text, c.text) for c in claims],
+                                      activation_fn=None, convert_to_numpy=True))
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    judge = make_judge(Settings(judge_prefilter=False, judge_threshold=0.34), "cross-encoder",
+                       str(folder))
+    verdicts = judge.judge(claims)
+    assert [v.score for v in verdicts] == pytest.approx(list(expected[:, 1]), abs=1e-5)
+    for verdict, row in zip(verdicts, expected):
+        if row[1] >= 0.34:
+            assert verdict.label == SUPPORTED
+        elif row.argmax() == 0:
+            assert verdict.label == "contradicted"
+        else:
+            assert verdict.label == UNSUPPORTED
+    assert verdicts[0].judge == "cross-encoder:nli"
+    (tmp_path / "plain").mkdir()
+    model.config.id2label = {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
+    model.save(str(tmp_path / "plain"))
+    with pytest.raises(UserError, match="no 'entailment' label"):
+        make_judge(Settings(), "cross-encoder", str(tmp_path / "plain"))
