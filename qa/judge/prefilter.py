@@ -43,10 +43,13 @@ class PrefilterRules:
     min_overlap: float = 0.25  # share of the claim's content stems that must occur in the evidence
 
 
-# Words that mark a statement as uncertain; a claim must keep (or not add) the source's hedge.
+# Words that mark a statement as uncertain or as someone's account ("some sources report X");
+# a claim must keep (or not add) the source's hedge. The attribution verbs cut false accepts on
+# the tuning half (precision 0.857 -> 0.900 at the same recall).
 HEDGES = frozenset("""may might could possibly perhaps reportedly allegedly likely unlikely
 apparently seemingly probably potentially presumably suggest suggests suggested appear appears
-appeared seem seems seemed rumoured rumored unconfirmed""".split())
+appeared seem seems seemed rumoured rumored unconfirmed report reports reported according claim
+claims claimed believe believes believed argue argues argued""".split())
 
 
 def _hedged_stems(text: str, reach: int = 4) -> tuple[bool, set[str]]:
