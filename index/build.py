@@ -24,6 +24,7 @@ from .embedding import Embedder
 from .errors import IndexDamaged, IndexMismatch, UserError
 from .lock import writer_lock
 from .readers import Skipped, find_files, make_doc_id, read_document
+from .ann import AnnParams
 from .store import (collect_garbage, empty_store, index_link, last_generation,
                     manifest_sources, open_for_writing)
 from .store_protocol import REBUILD_HINT, DocumentRecord, StoreConfig, WritableStore
@@ -55,17 +56,22 @@ class _LocalBackend:
     """The local FAISS + bm25s store in `data_dir`, with the methods index/milvus_store.py's
     MilvusBackend has: what building needs from a kind of store."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, ann: AnnParams | None = None) -> None:
         self.data_dir = data_dir
+        self.ann = ann or AnnParams()  # when the dense index turns approximate (index/ann.py)
 
     def exists(self) -> bool:
         return index_link(self.data_dir).exists()
 
     def open_for_writing(self, config: StoreConfig) -> WritableStore:
-        return open_for_writing(self.data_dir, config)
+        store = open_for_writing(self.data_dir, config)
+        store.ann = self.ann
+        return store
 
     def empty_store(self, config: StoreConfig, generation: int = 0) -> WritableStore:
-        return empty_store(self.data_dir, config, generation)
+        store = empty_store(self.data_dir, config, generation)
+        store.ann = self.ann
+        return store
 
     def last_generation(self) -> int:
         return last_generation(self.data_dir)
@@ -227,7 +233,8 @@ def build_index(paths: list[Path] | None, data_dir: Path, embedder: Embedder,
                 params: ChunkingParams = ChunkingParams(), rebuild: bool = False,
                 progress: Callable[[int], None] | None = None,
                 on_document: Callable[[int], None] | None = None,
-                lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, backend=None) -> BuildReport:
+                lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, backend=None,
+                ann: AnnParams | None = None) -> BuildReport:
     """Make the index hold exactly the documents under `paths`, reusing unchanged ones.
 
     With `paths` None, refresh the sources the index records (files removed from a source
@@ -236,7 +243,7 @@ def build_index(paths: list[Path] | None, data_dir: Path, embedder: Embedder,
     qa.compose.store_backend); the writer lock is always taken on `data_dir`.
     """
     started = time.perf_counter()
-    backend = backend or _LocalBackend(data_dir)
+    backend = backend or _LocalBackend(data_dir, ann)
     params = _effective_params(params, embedder)
     with writer_lock(data_dir, lock_timeout_s):
         wanted = StoreConfig(embedder.name, embedder.dimension, chunking_config(params, embedder))
@@ -288,10 +295,11 @@ def add_to_index(paths: list[Path], data_dir: Path, embedder: Embedder,
                  params: ChunkingParams = ChunkingParams(),
                  progress: Callable[[int], None] | None = None,
                  on_document: Callable[[int], None] | None = None,
-                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, backend=None) -> BuildReport:
+                 lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S, backend=None,
+                 ann: AnnParams | None = None) -> BuildReport:
     """Add files or folders to the collection (or update them); nothing else is removed."""
     started = time.perf_counter()
-    backend = backend or _LocalBackend(data_dir)
+    backend = backend or _LocalBackend(data_dir, ann)
     params = _effective_params(params, embedder)
     with writer_lock(data_dir, lock_timeout_s):
         wanted = StoreConfig(embedder.name, embedder.dimension, chunking_config(params, embedder))
@@ -325,10 +333,10 @@ def add_to_index(paths: list[Path], data_dir: Path, embedder: Embedder,
 
 def remove_from_index(targets: list[str], data_dir: Path,
                       lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
-                      backend=None) -> BuildReport:
+                      backend=None, ann: AnnParams | None = None) -> BuildReport:
     """Remove documents by id, or every document read from a file or under a folder."""
     started = time.perf_counter()
-    backend = backend or _LocalBackend(data_dir)
+    backend = backend or _LocalBackend(data_dir, ann)
     with writer_lock(data_dir, lock_timeout_s):
         if not backend.exists():
             raise UserError(f"No index found in {data_dir}: build one with: qa index")

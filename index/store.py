@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from .chunking import normalize_for_search
+from .ann import MIN_POINTS_PER_LIST, AnnParams, build_ann
 from .contracts import Document, Passage
 from .errors import IndexDamaged, IndexMissing
 from .store_protocol import (REBUILD_HINT, DocumentRecord, StoreConfig, check_embedder,
@@ -130,6 +131,10 @@ class FaissStore:
         self._dirty: set[str] = set()  # parts to write anew: 'dense', 'lexical'
         self._vocabulary: set[str] | None = None
         self._by_doc: dict[str, list[int]] | None = None
+        # Which FAISS index holds the vectors ('flat', 'ivf', 'hnsw'), as the manifest says, and
+        # what a writer should use: past ann.threshold passages an approximate index.
+        self.dense_index: dict = {"kind": "flat", "vectors": dense.ntotal}
+        self.ann = AnnParams()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -255,7 +260,13 @@ class FaissStore:
         if not gone:
             return 0
         removed = [pid for pid in self._order if self._passages[pid].doc_id in gone]
-        if removed:
+        if removed and self.dense_index["kind"] == "hnsw":
+            # HNSW graphs cannot drop nodes: rebuild from the vectors that stay.
+            ids, vectors = self._stored_vectors()
+            keep = ~np.isin(ids, np.asarray(removed, dtype=np.int64))
+            self._dense, choice = build_ann(vectors[keep], ids[keep], self.ann)
+            self.dense_index = choice.as_dict()
+        elif removed:
             self._dense.remove_ids(np.asarray(removed, dtype=np.int64))
         dropped = set(removed)
         self._order = [pid for pid in self._order if pid not in dropped]
@@ -280,6 +291,39 @@ class FaissStore:
         if (config.embedder, config.dimension) != (self.config.embedder, self.config.dimension):
             raise ValueError("the embedder of a store cannot change; start a new one")
         self.config = config
+
+    def _stored_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of every passage in the dense index, in index order."""
+        import faiss
+
+        if hasattr(self._dense, "id_map"):  # flat or HNSW behind an id map
+            inner = faiss.downcast_index(self._dense.index)
+            ids = faiss.vector_to_array(self._dense.id_map).astype(np.int64)
+            return ids, inner.reconstruct_n(0, self._dense.ntotal)
+        # IVF-Flat keeps ids and raw float vectors in its inverted lists.
+        lists = faiss.extract_index_ivf(self._dense).invlists
+        ids, vectors = [], []
+        for number in range(lists.nlist):
+            size = lists.list_size(number)
+            if size:
+                ids.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+                codes = faiss.rev_swig_ptr(lists.get_codes(number), size * lists.code_size)
+                vectors.append(np.frombuffer(codes.copy(), dtype=np.float32).reshape(size, -1))
+        dimension = self.config.dimension
+        return (np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64),
+                np.concatenate(vectors) if vectors else np.zeros((0, dimension), np.float32))
+
+    def _fit_dense(self) -> None:
+        """Exact search below the ANN threshold, IVF or HNSW at or above it (index/ann.py):
+        re-made only when the kind the size calls for changes, so adds stay appends."""
+        n = self._dense.ntotal
+        want = "flat" if n < max(self.ann.threshold, 2 * MIN_POINTS_PER_LIST) else self.ann.kind
+        if want == self.dense_index.get("kind", "flat"):
+            self.dense_index = dict(self.dense_index, vectors=n)
+            return
+        ids, vectors = self._stored_vectors()
+        self._dense, choice = build_ann(vectors, ids, self.ann)
+        self.dense_index = choice.as_dict()
 
     def _changed(self) -> None:
         self._dirty.update({"dense", "lexical"})
@@ -323,6 +367,7 @@ class FaissStore:
         if "dense" in self._dirty or not reuse("dense.faiss"):
             import faiss
 
+            self._fit_dense()
             faiss.write_index(self._dense, str(build / "dense.faiss"))
             record("dense.faiss", fresh=True)
         old_bm25 = sorted(n for n in self._files if n.startswith("bm25/"))
@@ -352,6 +397,7 @@ class FaissStore:
             "sources": list(self.config.sources),
             "excluded": list(self.config.excluded),
             "next_passage_id": self._next_id,
+            "dense_index": self.dense_index,
             "documents": [r.to_json() for r in self._records.values()],
             "files": files,
         }
@@ -567,8 +613,10 @@ def _load(data_dir: Path, path: Path, writable: bool, verify_texts: bool) -> Fai
     except Exception as exc:
         raise IndexDamaged(f"The index at {path} cannot be read ({type(exc).__name__}); "
                            f"{REBUILD_HINT}.") from exc
-    return FaissStore(data_dir, path, config, manifest["generation"], records, passages, order,
-                      dense, bm25, manifest["next_passage_id"], files, writable)
+    store = FaissStore(data_dir, path, config, manifest["generation"], records, passages, order,
+                       dense, bm25, manifest["next_passage_id"], files, writable)
+    store.dense_index = manifest.get("dense_index", {"kind": "flat", "vectors": dense.ntotal})
+    return store
 
 
 def manifest_sources(data_dir: Path) -> tuple[str, ...]:

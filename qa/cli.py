@@ -72,10 +72,12 @@ def _changing_index(settings: Settings, paths: list[Path] | None, rebuild: bool,
         if add:
             return add_to_index(paths, settings.data_dir, components.embedder,
                                 components.chunking, progress=progress, on_document=start,
-                                lock_timeout_s=settings.index_lock_timeout_s, backend=backend)
+                                lock_timeout_s=settings.index_lock_timeout_s, backend=backend,
+                                ann=components.ann)
         return build_index(paths, settings.data_dir, components.embedder, components.chunking,
                            rebuild=rebuild, progress=progress, on_document=start,
-                           lock_timeout_s=settings.index_lock_timeout_s, backend=backend)
+                           lock_timeout_s=settings.index_lock_timeout_s, backend=backend,
+                           ann=components.ann)
     finally:
         bar.close()
 
@@ -149,13 +151,16 @@ def remove_command(
     """Remove documents from the index (files removed from a source folder stay out)."""
     from index.build import remove_from_index
 
+    from index.ann import AnnParams
+
     from .compose import store_backend
 
     try:
         settings = Settings.from_env(data_dir=data_dir)
         report = remove_from_index(list(targets), settings.data_dir,
                                    settings.index_lock_timeout_s,
-                                   backend=store_backend(settings))
+                                   backend=store_backend(settings),
+                                   ann=AnnParams.from_settings(settings))
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"Removed {report.removed_documents} documents ({', '.join(report.removed)}); "

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from index.ann import AnnParams
 from index.chunking import ChunkingParams
 from index.embedding import Embedder, make_embedder
 from index.store_protocol import DocumentStore
@@ -63,6 +64,11 @@ class Components:
             if self._embedder is None:
                 self._embedder = make_embedder(self.settings)
             return self._embedder
+
+    @property
+    def ann(self) -> AnnParams:
+        """When and how the local store's dense index turns approximate (QA_ANN_*)."""
+        return AnnParams.from_settings(self.settings)
 
     @property
     def chunking(self) -> ChunkingParams:

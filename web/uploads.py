@@ -252,7 +252,7 @@ def upload_documents(request: Request,
         report = add_to_index(list(saved.values()), Path(settings.data_dir),
                               components.embedder, components.chunking,
                               lock_timeout_s=settings.index_lock_timeout_s,
-                              backend=components.store_backend())
+                              backend=components.store_backend(), ann=components.ann)
         for skipped in report.skipped:  # e.g. no text left after extraction
             reason = ("no text left after cleaning (markup and boilerplate removed): nothing "
                       "to index" if skipped.reason == "contains no text" else skipped.reason)
@@ -279,7 +279,8 @@ def delete_document(request: Request, doc_id: str) -> dict:
         raise HTTPException(status_code=404, detail="No document with this id in the index.")
     report = remove_from_index([doc_id], Path(settings.data_dir),
                                settings.index_lock_timeout_s,
-                               backend=live.components.store_backend())
+                               backend=live.components.store_backend(),
+                               ann=live.components.ann)
     uploads = os.path.abspath(Path(settings.data_dir) / "uploads")
     if record.source.startswith(uploads + os.sep):  # our copy of an upload goes with it
         Path(record.source).unlink(missing_ok=True)
