@@ -70,7 +70,8 @@ def chatml_prompt(claim: Claim) -> str:
 
 
 class LlamaJudge:
-    """Yes/no entailment from a llama.cpp model loaded in this process (shared with generation)."""
+    """Yes/no entailment from a llama.cpp model in this process: weights shared with generation,
+    its own context (so its cached preamble survives the prompts in between)."""
 
     def __init__(self, settings: Settings, model: str, threshold: float) -> None:
         from qa.backends.embedded import load_model
