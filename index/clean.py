@@ -35,7 +35,7 @@ _FOOTER_START = re.compile(
 )
 # A sentence end: terminal punctuation, optional closing quote, then a capital or the end.
 _SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?;][\"'”’)\]]*(?:\s+[\"“‘(\[]?[A-Z]|\s*$)|:\s*$")
-# "2. SYRIAN CRISIS", "8.1 Conflicting interests": a numbered heading, often glued to a paragraph.
+# "2. BACKGROUND", "8.1 Open questions": a numbered heading, often glued to a paragraph.
 _NUMBERED_HEADING = re.compile(r"^\s*\d{1,2}(?:\.\d{1,2})*\.?\s+[A-Z][A-Z0-9 ,’'&/()\-–—]{2,80}$")
 _NUMBERING = re.compile(r"^\d{1,2}(?:\.\d{1,2})*\.?\s+")
 # Datelines and bylines ("Global Research, March 31, 2017", "3 min readFeb 20, 2018").

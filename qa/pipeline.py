@@ -188,7 +188,7 @@ class Assistant:
                        ) -> tuple | None:
         """The best evidence sentence to close a model answer with.
 
-        Tiny models answer thinly ("They disagree on Assad [2]."), so the answer ends with the
+        Tiny models answer thinly ("They disagree on the budget [2]."), so the answer ends with the
         passage sentence closest to the question, quoted. One citation per passage number: a
         sentence from an already cited passage is used only when it is that citation's quote.
         """

@@ -93,10 +93,10 @@ def _entities(words: list[str]) -> dict[int, str]:
 def role_swaps(claim: str, source: str, before: int = 10, after: int = 3) -> list[str]:
     """Content words the claim attaches to a different actor than the source does.
 
-    "Russia stands for the status quo" against "Iran stands for maintaining the status quo
-    while Russia ..." reports 'stand': the claim gives Iran's position to Russia. In the source
-    an actor counts for a word when named up to `before` words ahead of it or up to `after`
-    words behind it ("a delegation, led by President Rouhani"), so voice changes pass.
+    "Oslo backs the plan" against "Bergen backs keeping the plan while Oslo ..." reports
+    'back': the claim gives Bergen's position to Oslo. In the source an actor counts for a word
+    when named up to `before` words ahead of it or up to `after` words behind it ("a delegation,
+    led by Mayor Hansen"), so voice changes pass.
     """
     def stem_of(word: str) -> str:
         return _stemmer().stemWord(word.lower().replace("’", "'").strip("'-"))

@@ -1,6 +1,6 @@
 """Spell out "the former" and "the latter" in evidence before it is judged.
 
-Small judges cannot follow the reference ("Iran and Russia, where the former insists ...") and
+Small judges cannot follow the reference ("Oslo and Bergen, where the former insists ...") and
 happily accept the claim with the roles reversed. The two names the phrases point at are the
 last two names written before them, so the evidence can be rewritten with the names in place.
 The rewritten text is only read by the judge; quotes shown to users stay verbatim.
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-# A name: a run of capitalised words ("Bashar al-Assad", "United States"), or an acronym.
+# A name: a run of capitalised words ("Ada Lovelace", "New Zealand", "Abd al-Rahman"), or an
+# acronym.
 _NAME = re.compile(r"\b(?:[A-Z][\w’'-]*|al-[A-Z][\w’'-]*)(?:\s+(?:[A-Z][\w’'-]*|al-[A-Z][\w’'-]*|of|the))*")
 _REFERENCE = re.compile(r"\b([Tt])he (former|latter)\b")
 _NOT_NAMES = frozenset({"The", "A", "An", "This", "That", "These", "Those", "It", "In", "On",

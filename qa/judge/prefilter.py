@@ -80,8 +80,8 @@ def missing_names(claim: str, evidence: str) -> list[str]:
     """Acronyms in the claim ("US", "UN", "EU") that the evidence neither writes nor spells out
     ("Islamic State" counts for "IS").
 
-    Only acronyms: full names have too many faithful variants for a word check ("Moscow" for
-    Russia, "Tehran" for Iran), and those are left to the judge.
+    Only acronyms: full names have too many faithful variants for a word check (a capital city
+    standing for its country, a surname for a person), and those are left to the judge.
     """
     written = evidence.lower().replace(".", "")  # "U.S." is written "US" too
     initials = set()
