@@ -47,7 +47,7 @@ import numpy as np
 from .contracts import Document, Passage
 from .errors import IndexDamaged, IndexMissing, UserError
 from .store_protocol import (REBUILD_HINT, DocumentRecord, StoreConfig, check_embedder,
-                             config_fingerprint)
+                             checked_addition, config_fingerprint)
 
 __all__ = ["MilvusStore", "MilvusBackend", "connect", "open_milvus_index",
            "open_milvus_for_writing", "empty_milvus_store", "collection_names"]
@@ -307,13 +307,8 @@ class MilvusStore:
     def add_documents(self, documents: Sequence[Document], passages: Sequence[Passage],
                       vectors: np.ndarray) -> None:
         self._writing()
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(
-            len(passages), self.config.dimension)
-        known = {d.doc_id for d in documents}
-        if stray := {p.doc_id for p in passages} - known:
-            raise ValueError(f"passages of documents not being added: {sorted(stray)[:3]}")
-        if taken := known & set(self._records):
-            raise ValueError(f"documents already in the store: {sorted(taken)[:3]}")
+        vectors = checked_addition(documents, passages, vectors, self.config.dimension,
+                                   self._records)
         for document in documents:
             if len(document.doc_id.encode("utf-8")) > DOC_ID_MAX:
                 raise ValueError(f"document id longer than {DOC_ID_MAX} bytes: "

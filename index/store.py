@@ -43,7 +43,7 @@ from .ann import MIN_POINTS_PER_LIST, AnnParams, build_ann
 from .contracts import Document, Passage
 from .errors import IndexDamaged, IndexMissing
 from .store_protocol import (REBUILD_HINT, DocumentRecord, StoreConfig, check_embedder,
-                             config_fingerprint)
+                             checked_addition, config_fingerprint)
 
 FORMAT_VERSION = 2
 LEASE = ".lease"
@@ -230,13 +230,8 @@ class FaissStore:
     def add_documents(self, documents: Sequence[Document], passages: Sequence[Passage],
                       vectors: np.ndarray) -> None:
         self._writing()
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(
-            len(passages), self.config.dimension)
-        known = {d.doc_id for d in documents}
-        if stray := {p.doc_id for p in passages} - known:
-            raise ValueError(f"passages of documents not being added: {sorted(stray)[:3]}")
-        if taken := known & set(self._records):
-            raise ValueError(f"documents already in the store: {sorted(taken)[:3]}")
+        vectors = checked_addition(documents, passages, vectors, self.config.dimension,
+                                   self._records)
         ids = np.arange(self._next_id, self._next_id + len(passages), dtype=np.int64)
         self._next_id += len(passages)
         if len(passages):

@@ -134,6 +134,19 @@ def config_fingerprint(config: StoreConfig, records: Iterable[DocumentRecord]) -
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def checked_addition(documents: Sequence[Document], passages: Sequence[Passage],
+                     vectors: np.ndarray, dimension: int, existing: Iterable[str]) -> np.ndarray:
+    """The vectors as a float32 (passages × dimension) array, after checking that every passage
+    belongs to a document being added and that none of those documents is already stored."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(passages), dimension)
+    known = {d.doc_id for d in documents}
+    if stray := {p.doc_id for p in passages} - known:
+        raise ValueError(f"passages of documents not being added: {sorted(stray)[:3]}")
+    if taken := known & set(existing):
+        raise ValueError(f"documents already in the store: {sorted(taken)[:3]}")
+    return vectors
+
+
 def check_embedder(store: DocumentStore, name: str, dimension: int) -> None:
     """Refuse to search with a different embedding model than the index was built with."""
     built = store.config
