@@ -125,17 +125,6 @@ def judge_key_facts(generator: Generator, question: str, facts: Sequence[str], a
     return verdicts
 
 
-_QUOTED = re.compile(r"^[^“\"]{0,60}[:—-]?\s*[“\"](.+)[”\"]\W*$", re.S)
-
-
-def statement_of(sentence: str) -> str:
-    """What a shown sentence claims: a quoted sentence ('The documents say: “…” [2]') claims
-    that its source says the quoted words, so the quote is what gets judged."""
-    text = strip_markers(sentence)
-    quoted = _QUOTED.match(text)
-    return quoted.group(1).strip() if quoted else text
-
-
 class Entailment:
     """`passages entail claim`, asked of a judge once per distinct (claim, passages) pair."""
 
@@ -177,7 +166,7 @@ def citation_scores(answer: Answer, entails: Entailment) -> CitationScores:
     """ALCE citation recall/precision counts of the answer's sentences, judged by `entails`."""
     statements = entailed = total = relevant = unsupported = 0
     for sentence in answer.sentences:
-        claim = statement_of(sentence.text)
+        claim = sentence.claim or strip_markers(sentence.text)
         cited = [n for n in dict.fromkeys(sentence.citations) if 1 <= n <= len(answer.passages)]
         statements += 1
         total += len(set(sentence.citations))

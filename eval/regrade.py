@@ -23,7 +23,8 @@ def answer_from_json(data: dict) -> Answer:
     """The parts of a stored answer that citation grading reads."""
     passages = tuple(Hit(**{k: v for k, v in hit.items() if k in Hit.__dataclass_fields__})
                      for hit in data["passages"])
-    sentences = tuple(AnswerSentence(s["text"], tuple(s["citations"]), s["supported"])
+    sentences = tuple(AnswerSentence(s["text"], tuple(s["citations"]), s["supported"],
+                                     claim=s.get("claim", ""))
                       for s in data.get("sentences", ()))
     return Answer(question=data["question"], standalone_question=data["standalone_question"],
                   answer=data["answer"], abstained=data["abstained"], citations=(),

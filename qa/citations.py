@@ -190,11 +190,12 @@ def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str 
         if verdict is None or not verdict.supported or leans_back:
             # "This link also ..." after a removed sentence: its subject is gone with it.
             unsupported += 1
-            kept.append(AnswerSentence(d.claim, (), False, verdict))
+            kept.append(AnswerSentence(d.claim, (), False, verdict, d.claim))
             continue
         for n in d.cited:
             if n not in citations or verdict.score > citations[n].support:
                 citations[n] = make_citation(n, hits[n - 1], d.windows[n], verdict.score)
-        kept.append(AnswerSentence(with_markers(d.claim, d.cited), d.cited, True, verdict))
+        kept.append(AnswerSentence(with_markers(d.claim, d.cited), d.cited, True, verdict,
+                                   d.claim))
     ordered = tuple(sorted(citations.values(), key=lambda c: (c.n, c.start)))
     return Verified(tuple(kept), ordered, invalid, unsupported)

@@ -55,6 +55,7 @@ class AnswerSentence:
     citations: tuple[int, ...]
     supported: bool
     verdict: Verdict | None = None  # the support judge's decision (None: not judged, e.g. quotes)
+    claim: str = ""  # what it asserts, without markers or framing: for a quote, the quoted words
 
 
 @dataclass(frozen=True)
