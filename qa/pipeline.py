@@ -21,7 +21,7 @@ from .citations import verify
 from .judge import SupportJudge
 from .contracts import Answer, DocumentView, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
-from .followup import standalone_question
+from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .overlap import merge_overlapping
 from .prompt import NOT_IN_DOCUMENTS, fit_prompt
@@ -51,7 +51,8 @@ class Assistant:
 
     def __init__(self, settings: Settings, retriever: Retriever,
                  generator_factory: Callable[[], Generator],
-                 judge_factory: Callable[[], SupportJudge] | None = None) -> None:
+                 judge_factory: Callable[[], SupportJudge] | None = None,
+                 rewriter: Rewriter | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self._generator_factory = generator_factory
@@ -59,6 +60,8 @@ class Assistant:
         self._judge_factory = judge_factory or (lambda: _default_judge(settings))
         self._judge: SupportJudge | None = None
         self._vocabulary = corpus_vocabulary(retriever)
+        # Follow-ups: a model's standalone rewrite when it keeps the user's words (QA_FOLLOWUP_MODEL).
+        self._rewriter = rewriter or make_rewriter(settings, lambda: self.generator)
 
     @property
     def generator(self) -> Generator:
@@ -101,7 +104,7 @@ class Assistant:
         settings = self.settings
         started = time.perf_counter()
         question = check_question(question, settings.max_question_chars)
-        standalone = standalone_question(question, history)
+        standalone = standalone_question(question, history, self._rewriter)
         if standalone != question:
             yield Event("rewrite", standalone)
         # Overlapping neighbours merged: no sentence is shown (or quoted) twice.

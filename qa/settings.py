@@ -113,6 +113,10 @@ class Settings:
     judge_prefilter: bool = _setting(True, "Reject without a model call claims whose numbers, "
                                      "negations or actors contradict the evidence (it never "
                                      "accepts on its own).")
+    followup_model: str = _setting("qwen-1.5b", "Model that rewrites a follow-up question into "
+                                   "a standalone one (checked to keep your words): a packaged "
+                                   "name or .gguf path, 'generator' for the answer model, or "
+                                   "'literal' to join it to the previous question as typed.")
     abstain_threshold: float = _setting(0.16, "Dense similarity of the best passage below which "
                                         "the assistant says the documents do not answer.")
     max_question_chars: int = _setting(2000, "Longest question accepted.")

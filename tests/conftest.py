@@ -31,6 +31,8 @@ def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[],
     judge is given (the real model judges are exercised in tests/test_judge_real.py)."""
     from judges import StrictWordJudge
 
+    # Follow-ups are joined literally unless a test asks for a rewriter (see test_followup.py).
+    overrides.setdefault("followup_model", "literal")
     settings = Settings(data_dir=data_dir, **overrides)
     retriever = make_retriever(open_index(data_dir), embedder, settings)
     factory = generator if callable(generator) and not hasattr(generator, "generate") else (

@@ -92,12 +92,12 @@ class EmbeddedGenerator:
 
     backend = "embedded"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, role: str = "generate") -> None:
         self.model = settings.model or DEFAULT_MODEL
         self.context_window = settings.context_window
         self.timeout_s = settings.timeout_s
         self.model_path = resolve_model_path(self.model, settings.data_dir)
-        self._loaded = _load(self.model_path, settings)
+        self._loaded = _load(self.model_path, settings, role)
         self.llm = self._loaded.llm
         self.chat_template = self.llm.metadata.get("tokenizer.chat_template", "")
         # Only ChatML is rendered by hand; a model with another template (or none, like the gemma3
