@@ -28,7 +28,8 @@ documents being replaced; `is_latest()` turns False when it ends and the reader 
 
 Milvus Lite holds an OS lock on its folder: one process at a time opens a `.db` (several
 clients in that process share it). Several processes (e.g. `qa serve` and `qa index`, or two
-servers) need a Milvus server.
+servers) need a Milvus server; Milvus Lite's own (`python -m milvus_lite server --data-dir X
+--port P`, then the URI http://127.0.0.1:P) will do on one machine.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
@@ -85,6 +87,28 @@ def _bm25_score(distance: float) -> float:
     return abs(float(distance))
 
 
+# gRPC keepalive pings on an idle connection: Milvus Lite's server (in this process for a `.db`,
+# or `python -m milvus_lite server`) keeps gRPC's default policy, which answers them with GOAWAY
+# "too_many_pings", and a call or a new client racing that GOAWAY fails. On loopback there is
+# no network path for keepalive to watch, so it is off there.
+_NO_KEEPALIVE = {"grpc.keepalive_time_ms": 2**31 - 1, "grpc.keepalive_permit_without_calls": 0}
+_LOOPBACK = re.compile(r"^(https?|tcp|grpc)://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:|/|$)")
+
+
+def _unavailable(exc: BaseException | None) -> bool:
+    """Whether gRPC reported UNAVAILABLE anywhere in the chain of `exc` (e.g. the server
+    closed the connection a new client was being set up on)."""
+    import grpc
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, grpc.RpcError) and getattr(exc, "code", None) and \
+                exc.code() == grpc.StatusCode.UNAVAILABLE:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 def connect(uri: str, token: str = ""):
     """A MilvusClient for a Milvus Lite file (`*.db`) or a server URI."""
     try:
@@ -96,18 +120,26 @@ def connect(uri: str, token: str = ""):
         from pathlib import Path
 
         Path(uri).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+    options: dict = {"token": token} if token else {}
+    if uri.endswith(".db") or _LOOPBACK.match(uri):
+        options["grpc_options"] = dict(_NO_KEEPALIVE)
     # Milvus Lite logs a traceback when it cannot start (e.g. another process holds the
     # file); the error below says it in one line instead.
     lite_log = logging.getLogger("milvus_lite")
     level = lite_log.level
     lite_log.setLevel(logging.CRITICAL)
     try:
-        return MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
-    except Exception as exc:
-        raise UserError(f"Cannot open Milvus at {uri} ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); a Milvus Lite file is "
-                        f"opened by one process at a time, use a Milvus server for several."
-                        ) from exc
+        for attempt in (1, 2):
+            try:
+                return MilvusClient(uri=uri, **options)
+            except Exception as exc:
+                if attempt == 1 and _unavailable(exc):  # a connection closed under us: again
+                    time.sleep(0.2)
+                    continue
+                raise UserError(f"Cannot open Milvus at {uri} ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}); a Milvus "
+                                f"Lite file is opened by one process at a time, use a Milvus "
+                                f"server for several.") from exc
     finally:
         lite_log.setLevel(level)
 
@@ -595,30 +627,36 @@ def _load(client, uri: str, name: str, writable: bool, analysis: str,
     names = collection_names(name)
     try:
         state = _read_state(client, names)
+        if state is None:
+            return None
+        # A collection that is gone is named, not met as a failed call (pymilvus logs every
+        # failed call with its traceback).
+        if missing := [c for c in names.values() if not client.has_collection(c)]:
+            raise IndexDamaged(f"The Milvus collection '{missing[0]}' at {uri} is missing; "
+                               f"{REBUILD_HINT}.")
+        for collection in names.values():
+            client.load_collection(collection)
+        rows = _query_all(client, names["documents"], 'part == "record"',
+                          ["doc_id", "content_hash", "piece", "n_pieces", "body"])
+        grouped: dict[tuple[str, str], list[dict]] = {}
+        for row in rows:
+            grouped.setdefault((row["doc_id"], row["content_hash"]), []).append(row)
+        records: dict[str, DocumentRecord] = {}
+        for (doc_id, _), parts in sorted(grouped.items()):
+            record = DocumentRecord(**json.loads(_assemble(parts, f"the record of '{doc_id}'")))
+            records[record.doc_id] = record
+        order = state["config"]
+        config = StoreConfig(order["embedder"], order["dimension"], order["chunking"],
+                             tuple(order.get("sources", ())), tuple(order.get("excluded", ())))
+        generation, next_id = int(state["generation"]), int(state["next_id"])
     except IndexDamaged:
         raise
     except Exception as exc:
         raise IndexDamaged(f"The Milvus collection '{name}' at {uri} cannot be read "
                            f"({type(exc).__name__}); {REBUILD_HINT}.") from exc
-    if state is None:
-        return None
-    for collection in names.values():
-        client.load_collection(collection)
-    rows = _query_all(client, names["documents"], 'part == "record"',
-                      ["doc_id", "content_hash", "piece", "n_pieces", "body"])
-    grouped: dict[tuple[str, str], list[dict]] = {}
-    for row in rows:
-        grouped.setdefault((row["doc_id"], row["content_hash"]), []).append(row)
-    records: dict[str, DocumentRecord] = {}
-    for (doc_id, _), parts in sorted(grouped.items()):
-        record = DocumentRecord(**json.loads(_assemble(parts, f"the record of '{doc_id}'")))
-        records[record.doc_id] = record
-    order = state["config"]
-    config = StoreConfig(order["embedder"], order["dimension"], order["chunking"],
-                         tuple(order.get("sources", ())), tuple(order.get("excluded", ())))
-    store = MilvusStore(client, uri, name, config, state["generation"], records,
-                        state["next_id"], writable, committed=True,
-                        analysis=state.get("analysis", analysis), dense_index=dense_index)
+    store = MilvusStore(client, uri, name, config, generation, records, next_id, writable,
+                        committed=True, analysis=state.get("analysis", analysis),
+                        dense_index=dense_index)
     # The records must be those of the committed generation (a writer mid-commit or killed
     # mid-commit leaves them out of step): compare with the fingerprint the commit recorded.
     if store.fingerprint != state.get("fingerprint", store.fingerprint):

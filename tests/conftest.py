@@ -1,9 +1,21 @@
-"""Shared fixtures: small real indexes (hashing embedder) and the real seed index (MiniLM)."""
+"""Shared fixtures: small real indexes (hashing embedder) and the real seed index (MiniLM).
+
+Both stores: a test marked `both_stores` (or in a module with `pytestmark =
+pytest.mark.both_stores`) that uses `store_kind` (directly, or through `hashing_seed_index`,
+`real_seed_index`, `replay_assistant` or `cli_seed_indexes`) runs twice, once on the FAISS store
+and once on a Milvus Lite file under the session's temporary folder; every other test runs on
+FAISS. Each seed index is built once per session and store, and `settings_for`, `open_store`,
+`make_assistant` and `run` reach whichever store a data folder holds.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,14 +27,69 @@ import uvicorn
 
 from index.build import build_index
 from index.embedding import HashingEmbedder
-from index.store import open_index
+from index.store_protocol import DocumentStore
 from qa.backends.base import Generator, ReplayGenerator
+from qa.compose import Components, store_backend
 from qa.pipeline import Assistant
 from qa.retrieve import make_retriever
 from qa.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+STORES = ("faiss", "milvus")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "both_stores: run the tests that use store_kind on the "
+                            "FAISS store and on Milvus Lite")
+
+
+def pytest_generate_tests(metafunc) -> None:
+    if "store_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+            "both_stores"):
+        metafunc.parametrize("store_kind", STORES, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def store_kind(request) -> str:
+    """The store the index fixtures build on: 'faiss', or each of both for tests marked
+    both_stores."""
+    return getattr(request, "param", "faiss")
+
+
+def settings_for(data_dir: Path, **overrides) -> Settings:
+    """Settings that reach the index built in `data_dir`: the Milvus Lite file
+    <data_dir>/milvus.db (QA_VECTOR_STORE=milvus with its default URI) when there is one,
+    else the FAISS files."""
+    kind = "milvus" if (Path(data_dir) / "milvus.db").exists() else "faiss"
+    return Settings(data_dir=data_dir, **{"vector_store": kind, **overrides})
+
+
+def open_store(data_dir: Path) -> DocumentStore:
+    """The index built in `data_dir`, opened through the composition root (either store)."""
+    return Components(settings_for(data_dir)).open_store()
+
+
+def store_env(store: str) -> dict:
+    """The environment for `qa` on one store (Milvus: the Lite file <QA_DATA_DIR>/milvus.db)."""
+    return {"QA_VECTOR_STORE": store, "QA_MILVUS_URI": ""}
+
+
+def run(args: list[str], data_dir: Path, env_extra: dict | None = None,
+        **kwargs) -> subprocess.CompletedProcess:
+    """`qa ARGS` in a subprocess with QA_DATA_DIR=data_dir, on the store whose index is in
+    data_dir (the Milvus Lite file data_dir/milvus.db when there is one) unless `env_extra`
+    says otherwise."""
+    store = store_env("milvus" if (Path(data_dir) / "milvus.db").exists() else "faiss")
+    env = {**os.environ, "QA_DATA_DIR": str(data_dir), **store, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "qa", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def index_into(paths: list[Path], data_dir: Path, embedder, store: str, **kwargs):
+    """`build_index` on the given store: FAISS files in `data_dir`, or its Milvus Lite file."""
+    backend = store_backend(Settings(data_dir=data_dir, vector_store=store))
+    return build_index(paths, data_dir, embedder, backend=backend, **kwargs)
 
 
 def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[], Generator],
@@ -33,8 +100,8 @@ def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[],
 
     # Follow-ups are joined literally unless a test asks for a rewriter (see test_followup.py).
     overrides.setdefault("followup_model", "literal")
-    settings = Settings(data_dir=data_dir, **overrides)
-    retriever = make_retriever(open_index(data_dir), embedder, settings)
+    settings = settings_for(data_dir, **overrides)
+    retriever = make_retriever(Components(settings).open_store(), embedder, settings)
     factory = generator if callable(generator) and not hasattr(generator, "generate") else (
         lambda: generator)
     chosen = judge or StrictWordJudge()
@@ -55,11 +122,42 @@ def seed_copy(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hashing_seed_index(tmp_path_factory, seed_copy, hashing_embedder) -> Path:
+def seed_indexes(tmp_path_factory, seed_copy) -> Callable[[str, object, str], Path]:
+    """Build the seed corpus index once per session for each (label, store); returns its
+    data folder."""
+    built: dict[tuple[str, str], Path] = {}
+
+    def get(label: str, embedder, store: str) -> Path:
+        if (label, store) not in built:
+            data_dir = tmp_path_factory.mktemp(f"{label}-{store}-index")
+            index_into([seed_copy], data_dir, embedder, store)
+            built[label, store] = data_dir
+        return built[label, store]
+    return get
+
+
+@pytest.fixture(scope="session")
+def cli_seed_indexes(tmp_path_factory, seed_copy) -> Callable[[str], Path]:
+    """`qa index SEEDS` (the real encoder, in a subprocess) run once per session for each
+    store; returns its data folder. Tests must not change these indexes."""
+    built: dict[str, Path] = {}
+
+    def get(store: str) -> Path:
+        if store not in built:
+            data = tmp_path_factory.mktemp(f"cli-{store}-data")
+            result = run(["index", str(seed_copy)], data, store_env(store))
+            assert result.returncode == 0, result.stderr
+            assert "Indexed 5 documents into" in result.stdout
+            assert (data / "milvus.db").exists() == (store == "milvus")
+            built[store] = data
+        return built[store]
+    return get
+
+
+@pytest.fixture(scope="module")
+def hashing_seed_index(seed_indexes, hashing_embedder, store_kind) -> Path:
     """The seed corpus indexed with the hashing embedder (fast, deterministic)."""
-    data_dir = tmp_path_factory.mktemp("hashing-index")
-    build_index([seed_copy], data_dir, hashing_embedder)
-    return data_dir
+    return seed_indexes("hashing", hashing_embedder, store_kind)
 
 
 @pytest.fixture
@@ -78,12 +176,63 @@ def real_embedder():
     return SentenceTransformerEmbedder()
 
 
-@pytest.fixture(scope="session")
-def real_seed_index(tmp_path_factory, seed_copy, real_embedder) -> Path:
+@pytest.fixture(scope="module")
+def real_seed_index(seed_indexes, real_embedder, store_kind) -> Path:
     """The seed corpus indexed with the real MiniLM encoder."""
-    data_dir = tmp_path_factory.mktemp("real-index")
-    build_index([seed_copy], data_dir, real_embedder)
-    return data_dir
+    return seed_indexes("real", real_embedder, store_kind)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, what: str, log: Path,
+                  timeout_s: float = 120) -> None:
+    """Wait until `process` (writing its output to `log`) accepts connections on the port."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what} exited with {process.returncode}: "
+                                   f"{log.read_text(errors='replace')[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not listen on port {port}")
+            time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stop a process this test started: SIGINT (both Milvus Lite's server and uvicorn shut
+    down cleanly on it), then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+@contextmanager
+def milvus_lite_server(data_dir: Path):
+    """Milvus Lite run as a standalone server on a free loopback port (`python -m milvus_lite
+    server`, the package's own command), so that several processes reach one collection by
+    URI, as they would a Milvus server; yields the URI."""
+    port = free_port()
+    log = data_dir.with_name(data_dir.name + ".log")
+    with log.open("w") as output:
+        process = subprocess.Popen([sys.executable, "-m", "milvus_lite", "server", "--data-dir",
+                                    str(data_dir), "--host", "127.0.0.1", "--port", str(port)],
+                                   stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, process, "the Milvus Lite server", log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(process)
 
 
 @contextmanager

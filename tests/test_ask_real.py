@@ -7,18 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from test_cli_search import run  # the same subprocess helper as the search tests
+from conftest import run  # the same subprocess helper as the search tests
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ask_index(tmp_path_factory, seed_copy) -> Path:
-    data = tmp_path_factory.mktemp("ask-data")
-    assert run(["index", str(seed_copy)], data).returncode == 0
-    return data
+def ask_index(cli_seed_indexes, store_kind) -> Path:
+    """The seed index `qa index` built (shared with tests/test_cli_search.py); the tests marked
+    both_stores run on FAISS and on Milvus Lite, the others (output and backend errors,
+    which never reach the store) on FAISS."""
+    return cli_seed_indexes(store_kind)
 
 
+@pytest.mark.both_stores
 def test_ask_json_cites_exact_quotes_and_does_not_contradict(ask_index: Path):
     result = run(["ask", "--json", "Where do Moscow and Tehran disagree on Assad?"], ask_index)
     assert result.returncode == 0, result.stderr
@@ -39,6 +41,7 @@ def test_ask_json_cites_exact_quotes_and_does_not_contradict(ask_index: Path):
                for k in ("retrieval_ms", "first_token_ms", "total_ms"))
 
 
+@pytest.mark.both_stores
 def test_unanswerable_question_abstains(ask_index: Path):
     result = run(["ask", "--json", "Who won the 2018 FIFA World Cup?"], ask_index)
     assert result.returncode == 0, result.stderr
@@ -67,6 +70,7 @@ def test_unreachable_ollama_fails_fast_with_passages(ask_index: Path):
     assert result.stderr.strip().splitlines()[-1].startswith("error:")
 
 
+@pytest.mark.both_stores
 def test_ask_by_document_shows_each_documents_position_with_its_quote(ask_index: Path):
     result = run(["ask", "--json", "--by-document", "Where do Moscow and Tehran disagree on Assad?"],
                  ask_index)

@@ -3,35 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, run
 
-pytestmark = pytest.mark.slow
-QA = [sys.executable, "-m", "qa"]
+pytestmark = [pytest.mark.slow, pytest.mark.both_stores]
 ASSAD = ("The fate of Bashar al-Assad is a long-term conflicting goal for Iran and Russia, where "
          "the former insists on maintaining Assad as the legitimate Syrian president")
 
 
-def run(args: list[str], data_dir: Path, env_extra: dict | None = None,
-        **kwargs) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QA_DATA_DIR": str(data_dir), **(env_extra or {})}
-    return subprocess.run(QA + args, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600, **kwargs)
-
-
 @pytest.fixture(scope="module")
-def cli_index(tmp_path_factory, seed_copy) -> Path:
-    data = tmp_path_factory.mktemp("cli-data")
-    result = run(["index", str(seed_copy)], data)
-    assert result.returncode == 0, result.stderr
-    assert "Indexed 5 documents into" in result.stdout
-    return data
+def cli_index(cli_seed_indexes, store_kind) -> Path:
+    return cli_seed_indexes(store_kind)
 
 
 def test_search_json_finds_the_assad_disagreement(cli_index: Path):
@@ -73,7 +60,7 @@ def test_bad_questions_get_one_line_errors(cli_index: Path, question: str, expec
     assert "Traceback" not in result.stderr
 
 
-def test_bad_paths_and_damaged_index(tmp_path: Path, cli_index: Path):
+def test_bad_paths_and_missing_index(tmp_path: Path):
     missing = run(["index", str(tmp_path / "does-not-exist")], tmp_path / "d1")
     assert missing.returncode != 0 and "No such file or folder" in missing.stderr
     assert "Traceback" not in missing.stderr
@@ -83,14 +70,33 @@ def test_bad_paths_and_damaged_index(tmp_path: Path, cli_index: Path):
     no_index = run(["search", "Assad"], tmp_path / "d3")
     assert no_index.returncode != 0 and "qa index" in no_index.stderr
 
-    damaged = tmp_path / "damaged"
-    (damaged / "builds").mkdir(parents=True)
-    build = (cli_index / "index").resolve()
-    copy = damaged / "builds" / build.name
+
+# Drops one collection of a Milvus Lite index (in its own process: the file allows one).
+DROP_COLLECTION = """
+import sys
+from pymilvus import MilvusClient
+MilvusClient(uri=sys.argv[1]).drop_collection(sys.argv[2])
+"""
+
+
+def test_damaged_index_is_one_line_with_the_rebuild_command(tmp_path: Path, cli_index: Path,
+                                                            store_kind: str):
     import shutil
-    shutil.copytree(build, copy)
-    (damaged / "index").symlink_to(Path("builds") / build.name)
-    (copy / "dense.faiss").write_bytes(b"garbage")
+
+    damaged = tmp_path / "damaged"
+    if store_kind == "faiss":  # a FAISS file overwritten
+        (damaged / "builds").mkdir(parents=True)
+        build = (cli_index / "index").resolve()
+        copy = damaged / "builds" / build.name
+        shutil.copytree(build, copy)
+        (damaged / "index").symlink_to(Path("builds") / build.name)
+        (copy / "dense.faiss").write_bytes(b"garbage")
+    else:  # the collection of document records and texts gone
+        shutil.copytree(cli_index / "milvus.db", damaged / "milvus.db")
+        dropped = subprocess.run([sys.executable, "-c", DROP_COLLECTION,
+                                  str(damaged / "milvus.db"), "qa_documents"], cwd=ROOT,
+                                 capture_output=True, text=True, timeout=120)
+        assert dropped.returncode == 0, dropped.stderr
     result = run(["search", "Assad"], damaged)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1

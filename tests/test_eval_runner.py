@@ -10,9 +10,9 @@ import pytest
 from eval.compare import compare_runs
 from eval.runner import run_eval
 from index.errors import UserError
-from index.store import open_index
 from qa.settings import Settings
 
+from conftest import open_store
 from judges import StrictWordJudge
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +41,7 @@ def run(assistant, questions_file: Path, out: Path, **kwargs) -> Path:
                     citation_judge=StrictWordJudge(), **kwargs)
 
 
+@pytest.mark.both_stores
 def test_run_writes_results_summary_and_report(replay_assistant, questions_file, tmp_path,
                                                hashing_seed_index):
     assistant = replay_assistant(REPLY, abstain_threshold=0.0)
@@ -65,7 +66,7 @@ def test_run_writes_results_summary_and_report(replay_assistant, questions_file,
     assert q49["metrics"]["recall@5"] is None and q49["metrics"]["first_token_ms"] is None
 
     # Top 10 retrieved separately; recall@k agrees with where the gold quote really is.
-    store = open_index(hashing_seed_index)
+    store = open_store(hashing_seed_index)
     texts = {Path(r.source).name: store.document_text(r.doc_id) for r in store.list_documents()}
     for row in rows[:3]:
         assert [h["rank"] for h in row["retrieved"]] == list(range(1, 11))

@@ -1,6 +1,8 @@
 """The collection's life: add, remove, sync, Unicode ids, leases on old builds, damaged files.
 
-The store is the real one (FAISS with ids, bm25s, files on disk); the hashing embedder is a
+The stores are the real ones: the tests of add, remove, sync and ids run on the FAISS store
+(FAISS with ids, bm25s, files on disk) and on Milvus Lite; those of build folders, leases and
+damaged files are about the FAISS store's files and run on it alone. The hashing embedder is a
 real, deterministic implementation of the embedder seam that keeps these tests fast.
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +21,14 @@ from index.embedding import HashingEmbedder
 from index.errors import IndexDamaged, IndexMismatch, UserError
 from index.store import open_index, read_manifest
 from index.store_protocol import DocumentStore, WritableStore, all_passages
+from qa.compose import Components, store_backend
 from qa.retrieve import make_retriever
 from qa.settings import Settings
 from web.documents import get_document
 
 from conftest import SEEDS
+
+pytestmark = pytest.mark.both_stores  # the tests that take `index` run on both stores
 
 GRAIN = ("The ministry said the grain talks with Ankara failed in the spring of 2019 because "
          "the tariff on durum wheat was raised twice.")
@@ -58,94 +64,133 @@ def extra(tmp_path: Path) -> Path:
     return folder
 
 
-def search_ids(data: Path, question: str, k: int = 3) -> list[str]:
-    retriever = make_retriever(open_index(data), HashingEmbedder(), Settings(data_dir=data))
-    return [h.doc_id for h in retriever.search(question, k)]
+@dataclass
+class Index:
+    """One data folder on one store, changed by the indexer's functions as the CLI calls them
+    (the store chosen through the composition root)."""
+
+    data: Path
+    store: str
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(data_dir=self.data, vector_store=self.store)
+
+    def build(self, paths, embedder=None, **kwargs):
+        return build_index(paths, self.data, embedder or HashingEmbedder(),
+                           backend=store_backend(self.settings), **kwargs)
+
+    def add(self, paths, embedder=None):
+        return add_to_index(paths, self.data, embedder or HashingEmbedder(),
+                            backend=store_backend(self.settings))
+
+    def remove(self, targets):
+        return remove_from_index(targets, self.data, backend=store_backend(self.settings))
+
+    def open(self) -> DocumentStore:
+        return Components(self.settings).open_store()
+
+    def search_ids(self, question: str, k: int = 3) -> list[str]:
+        retriever = make_retriever(self.open(), HashingEmbedder(), self.settings)
+        return [h.doc_id for h in retriever.search(question, k)]
 
 
-def test_the_local_store_implements_the_protocol(corpus: Path, tmp_path: Path):
-    build_index([corpus], tmp_path / "data", HashingEmbedder())
-    store = open_index(tmp_path / "data")
+@pytest.fixture
+def index(tmp_path: Path, store_kind: str) -> Index:
+    return Index(tmp_path / "data", store_kind)
+
+
+def test_the_store_implements_the_protocol(corpus: Path, index: Index):
+    index.build([corpus])
+    store = index.open()
     assert isinstance(store, DocumentStore) and isinstance(store, WritableStore)
     with pytest.raises(RuntimeError, match="opened for reading"):
         store.delete_documents(["001_cc0add0a45bd4355"])
 
 
-def test_add_keeps_the_collection_and_appends_only_new_vectors(corpus, extra, tmp_path):
+def test_add_keeps_the_collection_and_embeds_only_the_new_file(corpus, extra, index):
+    index.build([corpus])
+    before = index.open()
+    counting = CountingEmbedder()
+    report = index.add([extra / "grain.txt"], counting)
+    after = index.open()
+    assert (report.embedded_documents, report.removed_documents, report.documents) == (1, 0, 6)
+    assert counting.embedded == len(after.passages_of("grain")) == 1
+    # Every earlier passage keeps its id.
+    assert all(after.passage(pid) == passage for pid, passage in all_passages(before))
+    assert after.generation == before.generation + 1
+    assert index.search_ids("grain talks Ankara durum wheat tariff")[0] == "grain"
+    assert after.config.sources == (str(corpus), str(extra / "grain.txt"))
+
+    again = CountingEmbedder()
+    report = index.add([extra / "grain.txt"], again)
+    assert again.embedded == 0 and report.reused_documents == 1
+    assert index.open().generation == after.generation  # nothing changed: no new version
+
+
+def test_add_appends_new_vectors_and_leaves_the_others_untouched(corpus, extra, tmp_path):
+    """FAISS only: reads the stored vectors (`FaissStore.vector`), which the seam does not."""
     data = tmp_path / "data"
     build_index([corpus], data, HashingEmbedder())
     before = open_index(data)
     old = {pid: before.vector(pid) for pid, _ in all_passages(before)}
-
-    counting = CountingEmbedder()
-    report = add_to_index([extra / "grain.txt"], data, counting)
+    add_to_index([extra / "grain.txt"], data, HashingEmbedder())
     after = open_index(data)
-    assert (report.embedded_documents, report.removed_documents, report.documents) == (1, 0, 6)
-    assert counting.embedded == len(after.passages_of("grain")) == 1
     # Every earlier passage keeps its id and its vector: nothing was re-stacked or re-embedded.
     assert all(np.array_equal(after.vector(pid), vector) for pid, vector in old.items())
-    assert after.generation == before.generation + 1
-    assert search_ids(data, "grain talks Ankara durum wheat tariff")[0] == "grain"
+    assert after.dense_size == len(old) + 1
     assert read_manifest(after.path)["sources"] == [str(corpus), str(extra / "grain.txt")]
 
-    again = CountingEmbedder()
-    report = add_to_index([extra / "grain.txt"], data, again)
-    assert again.embedded == 0 and report.reused_documents == 1
-    assert open_index(data).generation == after.generation  # nothing changed: no new version
 
-
-def test_a_changed_file_is_re_embedded_on_add(corpus, extra, tmp_path):
-    data = tmp_path / "data"
-    build_index([corpus], data, HashingEmbedder())
-    add_to_index([extra], data, HashingEmbedder())
+def test_a_changed_file_is_re_embedded_on_add(corpus, extra, index):
+    index.build([corpus])
+    index.add([extra])
     (extra / "grain.txt").write_text("Grain report\n\nBarley prices in Odessa doubled in the "
                                      "autumn after the harbour strike ended.\n", encoding="utf-8")
     counting = CountingEmbedder()
-    report = add_to_index([extra], data, counting)
+    report = index.add([extra], counting)
     assert report.embedded == ("grain",) and report.reused_documents == 1
-    store = open_index(data)
+    store = index.open()
     assert "Odessa" in store.document_text("grain") and store.count_documents() == 7
-    assert search_ids(data, "barley Odessa harbour strike")[0] == "grain"
-    assert "grain" not in search_ids(data, "durum wheat tariff Ankara", k=1)
+    assert index.search_ids("barley Odessa harbour strike")[0] == "grain"
+    assert "grain" not in index.search_ids("durum wheat tariff Ankara", k=1)
 
 
 def test_index_paths_makes_the_index_hold_exactly_them_and_reports_removals(corpus, extra,
-                                                                           tmp_path):
-    data = tmp_path / "data"
-    build_index([corpus], data, HashingEmbedder())
-    report = build_index([extra / "grain.txt"], data, HashingEmbedder())
+                                                                           index):
+    index.build([corpus])
+    report = index.build([extra / "grain.txt"])
     assert report.removed == ("000_039ca47dc707ee83", "001_cc0add0a45bd4355",
                               "002_f97a6adf81882357", "003_d8c3740e974eafd9",
                               "004_a0ef8930b097d28c")
-    store = open_index(data)
+    store = index.open()
     assert [r.doc_id for r in store.list_documents()] == ["grain"]
     assert store.config.sources == (str(extra / "grain.txt"),)
 
 
-def test_remove_by_id_and_by_path_and_removed_files_stay_out(corpus, extra, tmp_path):
-    data = tmp_path / "data"
-    build_index([corpus, extra], data, HashingEmbedder())
-    report = remove_from_index(["001_cc0add0a45bd4355", str(extra / "ships.md")], data)
+def test_remove_by_id_and_by_path_and_removed_files_stay_out(corpus, extra, index):
+    index.build([corpus, extra])
+    report = index.remove(["001_cc0add0a45bd4355", str(extra / "ships.md")])
     assert report.removed == ("001_cc0add0a45bd4355", "ships") and report.documents == 5
-    store = open_index(data)
+    store = index.open()
     assert store.get_document("ships") is None and store.passages_of("ships") == []
-    assert "ships" not in search_ids(data, "frigate Admiral Grigorovich Tartus sonar", k=5)
+    assert "ships" not in index.search_ids("frigate Admiral Grigorovich Tartus sonar", k=5)
     # Both lived in source folders: a refresh of the recorded sources keeps them out ...
-    refresh = build_index(None, data, HashingEmbedder())
-    assert refresh.documents == 5 and open_index(data).get_document("ships") is None
+    refresh = index.build(None)
+    assert refresh.documents == 5 and index.open().get_document("ships") is None
     # ... until they are added again by name.
-    add_to_index([extra / "ships.md"], data, HashingEmbedder())
-    assert open_index(data).get_document("ships") is not None
-    assert str(extra / "ships.md") not in open_index(data).config.excluded
+    index.add([extra / "ships.md"])
+    assert index.open().get_document("ships") is not None
+    assert str(extra / "ships.md") not in index.open().config.excluded
 
-    report = remove_from_index([str(extra)], data)
+    report = index.remove([str(extra)])
     assert set(report.removed) == {"grain", "ships"}
-    assert str(extra) not in open_index(data).config.sources
+    assert str(extra) not in index.open().config.sources
     with pytest.raises(UserError, match="No document with id or path 'nope'.*qa list"):
-        remove_from_index(["nope"], data)
+        index.remove(["nope"])
 
 
-def test_unicode_file_names_keep_their_letters_and_ids_never_collide(tmp_path):
+def test_unicode_file_names_keep_their_letters_and_ids_never_collide(tmp_path, index):
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
@@ -154,10 +199,9 @@ def test_unicode_file_names_keep_their_letters_and_ids_never_collide(tmp_path):
     (two / name).write_text("Second report\n\nA different text about rice exports from "
                             "Vietnam to the Philippines.\n", encoding="utf-8")
     (one / "my file uni.txt").write_text("ASCII cousin\n\nOats and rye.\n", encoding="utf-8")
-    data = tmp_path / "data"
-    build_index([one], data, HashingEmbedder())
-    add_to_index([two / name], data, HashingEmbedder())  # same name, later, another folder
-    store = open_index(data)
+    index.build([one])
+    index.add([two / name])  # same name, later, another folder
+    store = index.open()
     ids = {Path(r.source).parent.name + "/" + Path(r.source).name: r.doc_id
            for r in store.list_documents()}
     assert ids[f"one/{name}"] == "my-file-ünï-日本"
@@ -168,8 +212,8 @@ def test_unicode_file_names_keep_their_letters_and_ids_never_collide(tmp_path):
     assert get_document(store, ids[f"two/{name}"]).title == "Second report"
     assert "rice exports" in store.document_text(ids[f"two/{name}"])
     # Re-adding keeps each file's id (no renaming when the index changes around it).
-    add_to_index([one, two], data, HashingEmbedder())
-    again = {r.source: r.doc_id for r in open_index(data).list_documents()}
+    index.add([one, two])
+    again = {r.source: r.doc_id for r in index.open().list_documents()}
     assert sorted(again.values()) == sorted(ids.values())
 
 
@@ -236,12 +280,11 @@ def test_edited_manifest_is_detected(corpus, tmp_path):
         open_index(data)
 
 
-def test_adding_with_another_embedder_is_refused(corpus, extra, tmp_path):
-    data = tmp_path / "data"
-    build_index([corpus], data, HashingEmbedder(256))
+def test_adding_with_another_embedder_is_refused(corpus, extra, index):
+    index.build([corpus], HashingEmbedder(256))
     with pytest.raises(IndexMismatch, match="embedding model.*qa index --rebuild"):
-        add_to_index([extra], data, HashingEmbedder(128))
-    assert open_index(data).count_documents() == 5
+        index.add([extra], HashingEmbedder(128))
+    assert index.open().count_documents() == 5
 
 
 def test_an_index_of_the_previous_format_is_named_and_replaced(corpus, tmp_path):

@@ -1,4 +1,8 @@
-"""The persisted index: incremental rebuilds, atomic switch, damage and model mismatch."""
+"""The persisted index: incremental rebuilds, atomic switch, damage and model mismatch.
+
+The tests that take `store_kind` run on the FAISS store and on Milvus Lite; the others are about
+the FAISS store's files (manifest, checksums, passages.jsonl).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,13 @@ from index.build import build_index
 from index.embedding import HashingEmbedder
 from index.errors import IndexDamaged, IndexMismatch, IndexMissing, UserError
 from index.store import open_index, read_manifest
-from index.store_protocol import all_passages
+from index.store_protocol import all_passages, check_embedder
+from qa.compose import Components
+from qa.settings import Settings
 
-from conftest import SEEDS
+from conftest import SEEDS, index_into, open_store
+
+pytestmark = pytest.mark.both_stores  # the tests that take `store_kind`
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -59,15 +67,16 @@ def test_manifest_records_model_chunking_and_hashes(corpus: Path, tmp_path: Path
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
 
 
-def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_path: Path):
+def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_path: Path,
+                                                             store_kind: str):
     data = tmp_path / "data"
     first = CountingEmbedder()
-    build_index([corpus], data, first)
+    index_into([corpus], data, first, store_kind)
     total = first.embedded
-    assert total == open_index(data).count_passages()
+    assert total == open_store(data).count_passages()
 
     again = CountingEmbedder()
-    report = build_index([corpus], data, again)
+    report = index_into([corpus], data, again, store_kind)
     assert again.embedded == 0 and report.reused_documents == 5
 
     changed = corpus / "001_cc0add0a45bd4355.txt"
@@ -75,8 +84,8 @@ def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_
                        "Kurdish factions was added by the editor.\n", encoding="utf-8")
     (corpus / "003_d8c3740e974eafd9.txt").unlink()
     third = CountingEmbedder()
-    report = build_index([corpus], data, third)
-    store = open_index(data)
+    report = index_into([corpus], data, third, store_kind)
+    store = open_store(data)
     n_changed = len(store.passages_of("001_cc0add0a45bd4355"))
     assert third.embedded == n_changed
     assert (report.embedded_documents, report.reused_documents, report.removed_documents) == (1, 3, 1)
@@ -86,20 +95,24 @@ def test_rebuild_embeds_only_new_or_changed_and_drops_removed(corpus: Path, tmp_
     fresh = HashingEmbedder()
     from index.chunking import embedding_text
     pid, passage = store.passages_of("004_a0ef8930b097d28c")[3]
-    assert np.allclose(store.vector(pid), fresh.embed([embedding_text(passage)])[0])
-    assert store.search_dense(store.vector(pid), 1)[0][0] == pid
+    [(found, score)] = store.search_dense(fresh.embed([embedding_text(passage)])[0], 1)
+    assert found == pid and score == pytest.approx(1.0, abs=1e-4)
+    if store_kind == "faiss":  # the stored vector itself (FaissStore.vector; not in the seam)
+        assert np.allclose(store.vector(pid), fresh.embed([embedding_text(passage)])[0])
 
 
-def test_killed_build_leaves_previous_index_usable(corpus: Path, tmp_path: Path):
+def test_killed_build_leaves_previous_index_usable(corpus: Path, tmp_path: Path,
+                                                  store_kind: str):
     data = tmp_path / "data"
-    build_index([corpus], data, HashingEmbedder())
-    before = open_index(data)
+    index_into([corpus], data, HashingEmbedder(), store_kind)
+    before = open_store(data)
     (corpus / "001_cc0add0a45bd4355.txt").write_text("Entirely new text about Tartus. " * 40,
                                                     encoding="utf-8")
     with pytest.raises(KeyboardInterrupt):
-        build_index([corpus], data, CountingEmbedder(fail_after=0), rebuild=True)
-    after = open_index(data)
-    assert after.path == before.path
+        index_into([corpus], data, CountingEmbedder(fail_after=0), store_kind, rebuild=True)
+    after = open_store(data)
+    assert after.path == before.path and after.generation == before.generation
+    assert after.is_latest()
     assert [p.text for _, p in all_passages(after)] == [p.text for _, p in all_passages(before)]
 
 
@@ -122,21 +135,26 @@ def test_garbage_manifest_is_reported_not_raised_raw(corpus: Path, tmp_path: Pat
         open_index(data)
 
 
-def test_other_embedding_model_is_refused(corpus: Path, tmp_path: Path):
+def test_other_embedding_model_is_refused(corpus: Path, tmp_path: Path, store_kind: str):
     data = tmp_path / "data"
-    build_index([corpus], data, HashingEmbedder(256))
+    index_into([corpus], data, HashingEmbedder(256), store_kind)
     with pytest.raises(IndexMismatch, match="hashing-256.*hashing-128.*qa index --rebuild"):
-        open_index(data).check_embedder("hashing-128", 128)
+        check_embedder(open_store(data), "hashing-128", 128)
 
 
-def test_missing_index_and_nothing_to_index(tmp_path: Path):
+def test_missing_index_and_nothing_to_index(tmp_path: Path, store_kind: str):
+    def settings(name: str) -> Settings:
+        return Settings(data_dir=tmp_path / name, vector_store=store_kind)
+
     with pytest.raises(IndexMissing, match="qa index"):
-        open_index(tmp_path / "nowhere")
+        Components(settings("nowhere")).open_store()
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(UserError, match="No documents to index"):
-        build_index([empty], tmp_path / "data", HashingEmbedder())
+        index_into([empty], tmp_path / "data", HashingEmbedder(), store_kind)
     assert not (tmp_path / "data" / "index").exists()
+    with pytest.raises(IndexMissing):  # nothing was committed on either store
+        Components(settings("data")).open_store()
 
 
 def test_passages_file_matches_document_texts(corpus: Path, tmp_path: Path):

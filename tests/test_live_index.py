@@ -1,7 +1,10 @@
 """A running server follows the index that other processes change, with no failed request.
 
 Real parts throughout: uvicorn on a free port, the MiniLM encoder, the FAISS + bm25s store,
-and writers that are separate processes (`qa add`, and a script re-indexing in a loop).
+and writers that are separate processes (`qa add`, and a script re-indexing in a loop). The
+tests that take `store_kind` run on Milvus too: with writers in other processes, the Milvus
+Lite collection is served by Milvus Lite's own server process and reached by URI (a Lite file
+is opened by one process at a time).
 """
 
 from __future__ import annotations
@@ -11,18 +14,20 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
 from index.build import build_index
+from qa.compose import store_backend
 from qa.settings import Settings
 from web.app import create_app
 
-from conftest import ROOT, SEEDS, live_server
+from conftest import ROOT, SEEDS, index_into, live_server, milvus_lite_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_stores]
 KEPT = ["001_cc0add0a45bd4355", "003_d8c3740e974eafd9"]
 HARVEST = ("Harvest note\n\nThe sorghum harvest in Kordofan fell by a third after the locust "
            "swarms of the dry season, the cooperative's ledger says.\n")
@@ -32,14 +37,17 @@ import time
 from pathlib import Path
 from index.build import add_to_index, build_index, remove_from_index
 from index.embedding import SentenceTransformerEmbedder
+from qa.compose import store_backend
+from qa.settings import Settings
 data, corpus, harvest, extra = map(Path, sys.argv[1:5])
 embedder = SentenceTransformerEmbedder()
+backend = store_backend(Settings.from_env(data_dir=data))  # QA_VECTOR_STORE, QA_MILVUS_URI
 for cycle in range(int(sys.argv[5])):
-    remove_from_index(["harvest"], data)
-    add_to_index([extra], data, embedder)
+    remove_from_index(["harvest"], data, backend=backend)
+    add_to_index([extra], data, embedder, backend=backend)
     time.sleep(1.5)  # long enough for the server (which checks every second) to see it
-    add_to_index([harvest], data, embedder)
-    build_index([corpus, harvest], data, embedder)  # drops `extra` again
+    add_to_index([harvest], data, embedder, backend=backend)
+    build_index([corpus, harvest], data, embedder, backend=backend)  # drops `extra` again
     print("cycle", cycle, flush=True)
 """
 
@@ -104,12 +112,13 @@ class Clients:
                 time.sleep(0.02)
 
 
-def qa_env(data: Path) -> dict:
-    return {**os.environ, "QA_DATA_DIR": str(data), "OMP_NUM_THREADS": "1"}
+def qa_env(settings: Settings) -> dict:
+    return {**os.environ, "QA_DATA_DIR": str(settings.data_dir), "OMP_NUM_THREADS": "1",
+            "QA_VECTOR_STORE": settings.vector_store, "QA_MILVUS_URI": settings.milvus_uri}
 
 
 def test_server_serves_new_documents_added_by_another_process_without_errors(
-        tmp_path: Path, real_embedder):
+        tmp_path: Path, real_embedder, store_kind):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for doc_id in KEPT:
@@ -120,13 +129,18 @@ def test_server_serves_new_documents_added_by_another_process_without_errors(
     extra.write_text("Extra note\n\nRice exports from Vietnam to the Philippines grew in the "
                      "first quarter.\n", encoding="utf-8")
     data = tmp_path / "data"
-    build_index([corpus], data, real_embedder)
     texts = {d: (corpus / f"{d}.txt").read_text(encoding="utf-8") for d in KEPT}
 
-    with live_server(create_app(Settings(data_dir=data))) as url, Clients(url, texts) as clients:
+    with ExitStack() as stack:
+        uri = stack.enter_context(milvus_lite_server(tmp_path / "milvus.db")) \
+            if store_kind == "milvus" else ""
+        settings = Settings(data_dir=data, vector_store=store_kind, milvus_uri=uri)
+        build_index([corpus], data, real_embedder, backend=store_backend(settings))
+        url = stack.enter_context(live_server(create_app(settings)))
+        clients = stack.enter_context(Clients(url, texts))
         time.sleep(1)
         added = subprocess.run([sys.executable, "-m", "qa", "add", str(harvest)], cwd=ROOT,
-                               env=qa_env(data), capture_output=True, text=True, timeout=300)
+                               env=qa_env(settings), capture_output=True, text=True, timeout=300)
         assert added.returncode == 0, added.stderr
         assert "Added 1 documents" in added.stdout
         done = time.monotonic()
@@ -141,8 +155,9 @@ def test_server_serves_new_documents_added_by_another_process_without_errors(
         assert page.status_code == 200 and "sorghum harvest" in page.text
 
         cycles = subprocess.run([sys.executable, "-c", REINDEX, str(data), str(corpus),
-                                 str(harvest), str(extra), "3"], cwd=ROOT, env=qa_env(data),
-                                capture_output=True, text=True, timeout=600)
+                                 str(harvest), str(extra), "3"], cwd=ROOT,
+                                env=qa_env(settings), capture_output=True, text=True,
+                                timeout=600)
         assert cycles.returncode == 0, cycles.stderr
         assert cycles.stdout.split() == ["cycle", "0", "cycle", "1", "cycle", "2"]
         time.sleep(2.5)
@@ -153,11 +168,12 @@ def test_server_serves_new_documents_added_by_another_process_without_errors(
     # The server went through the versions: with and without `extra`, and ends at the last.
     assert any("extra" in ids for ids in listed)
     assert listed[-1] == frozenset(KEPT + ["harvest"])
-    # Old builds were collected once no request held them (not one folder per re-index).
-    assert len(list((data / "builds").iterdir())) <= 3
+    if store_kind == "faiss":
+        # Old builds were collected once no request held them (not one folder per re-index).
+        assert len(list((data / "builds").iterdir())) <= 3
 
 
-def test_upload_and_delete_documents_over_http(tmp_path: Path):
+def test_upload_and_delete_documents_over_http(tmp_path: Path, store_kind):
     from conftest import make_assistant
 
     from index.embedding import HashingEmbedder
@@ -168,7 +184,7 @@ def test_upload_and_delete_documents_over_http(tmp_path: Path):
     (corpus / "001.txt").write_bytes((SEEDS / f"{KEPT[0]}.txt").read_bytes())
     data = tmp_path / "data"
     embedder = HashingEmbedder()  # shared by the upload's indexing and the searches
-    build_index([corpus], data, embedder)
+    index_into([corpus], data, embedder, store_kind)
     assistant = make_assistant(data, embedder, ReplayGenerator(""), upload_max_bytes=5000)
     with live_server(create_app(assistant.settings, assistant)) as url:
         files = [("files", ("../../my file ünï 日本.txt", HARVEST.encode(), "text/plain")),

@@ -4,6 +4,7 @@ processes (each opens the file afresh), against the same commands on the FAISS s
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
-from test_cli_search import run  # noqa: E402  (the same subprocess helper as the search tests)
+from conftest import run  # noqa: E402  (the same subprocess helper as the search tests)
 
 pytestmark = pytest.mark.slow
 MILVUS = {"QA_VECTOR_STORE": "milvus", "QA_MILVUS_URI": "", "QA_MILVUS_COLLECTION": "qa"}
@@ -19,22 +20,15 @@ FAISS = {"QA_VECTOR_STORE": "faiss"}
 QUESTIONS = ["Where do Moscow and Tehran disagree on Assad?", "Tartus naval base"]
 
 
-def _index(data: Path, seeds: Path, env: dict) -> None:
-    result = run(["index", str(seeds)], data, env)
-    assert result.returncode == 0, result.stderr
-    assert "Indexed 5 documents into" in result.stdout
-
-
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory, seed_copy) -> dict[str, Path]:
-    faiss_dir = tmp_path_factory.mktemp("faiss-data")
-    milvus_dir = tmp_path_factory.mktemp("milvus-data")
-    _index(faiss_dir, seed_copy, FAISS)
-    _index(milvus_dir, seed_copy, MILVUS)
+def stores(cli_seed_indexes) -> dict[str, Path]:
+    """The seed corpus indexed by `qa index` on each store (shared with other CLI tests)."""
+    stores = {"faiss": cli_seed_indexes("faiss"), "milvus": cli_seed_indexes("milvus")}
     # The Milvus run wrote a Milvus Lite file and no FAISS build.
-    assert (milvus_dir / "milvus.db").exists()
-    assert not (milvus_dir / "index").exists() and not (milvus_dir / "builds").exists()
-    return {"faiss": faiss_dir, "milvus": milvus_dir}
+    assert (stores["milvus"] / "milvus.db").exists()
+    assert not (stores["milvus"] / "index").exists()
+    assert not (stores["milvus"] / "builds").exists()
+    return stores
 
 
 def _spans(data: Path, env: dict, question: str) -> list[tuple[str, int, int]]:
@@ -66,7 +60,8 @@ def _listed(data: Path) -> dict:
 
 
 def test_add_and_remove_on_milvus_show_in_list(stores, tmp_path):
-    data = stores["milvus"]
+    data = tmp_path / "data"  # a copy: the shared index stays as it was
+    shutil.copytree(stores["milvus"], data)
     note = tmp_path / "zanzibar-cloves.txt"
     note.write_text("Zanzibar cloves were traded for Persian carpets in 1890.\n\n"
                     "The Sultan of Oman ruled the island from Stone Town.\n", encoding="utf-8")

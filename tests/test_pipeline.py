@@ -13,6 +13,7 @@ from qa.prompt import fit_prompt
 
 from conftest import make_assistant
 
+pytestmark = pytest.mark.both_stores  # each test over the index runs on FAISS and Milvus Lite
 QUESTION = "Where do Moscow and Tehran disagree on Assad?"
 
 

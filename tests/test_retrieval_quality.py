@@ -8,18 +8,16 @@ import pytest
 
 from eval.questions import load_questions
 from eval.retrieval import gold_spans, mean_scores, retrieval_scores
-from index.store import open_index
 from qa.retrieve import make_retriever
-from qa.settings import Settings
 
-from conftest import ROOT
+from conftest import ROOT, open_store, settings_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.both_stores]
 
 
 def test_hybrid_beats_dense_and_bm25(real_seed_index, real_embedder):
-    store = open_index(real_seed_index)
-    retriever = make_retriever(store, real_embedder, Settings(data_dir=real_seed_index))
+    store = open_store(real_seed_index)
+    retriever = make_retriever(store, real_embedder, settings_for(real_seed_index))
     texts = {Path(r.source).name: store.document_text(r.doc_id) for r in store.list_documents()}
     questions = [q for q in load_questions(ROOT / "eval" / "seed_questions.jsonl") if q.answerable]
     scores = {mode: mean_scores([retrieval_scores(retriever.search(q.question, 10, mode),

@@ -1,6 +1,7 @@
 """Word documents (read with python-docx, sniffed on upload) and who may change the collection:
 QA_API_TOKEN as a bearer token, QA_UPLOADS, and a server that will not open its writing endpoints
-to the network without a token. Real parts: the FAISS + bm25s store, the hashing embedder, the
+to the network without a token. Real parts: the FAISS + bm25s store (and Milvus Lite for the
+tests marked both_stores, which add to and delete from the index), the hashing embedder, the
 FastAPI app, and `qa serve` as a process."""
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import docx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import ROOT, SEEDS, make_assistant
-from index.build import build_index
+from conftest import ROOT, SEEDS, index_into, make_assistant
 from index.embedding import HashingEmbedder
 from index.errors import UserError
 from index.readers import read_document
@@ -52,12 +52,12 @@ def word_file(path: Path) -> Path:
 
 
 @pytest.fixture
-def small_index(tmp_path: Path) -> Path:
+def small_index(tmp_path: Path, store_kind: str) -> Path:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "001.txt").write_bytes((SEEDS / "001_cc0add0a45bd4355.txt").read_bytes())
     data = tmp_path / "data"
-    build_index([corpus], data, HashingEmbedder())
+    index_into([corpus], data, HashingEmbedder(), store_kind)
     return data
 
 
@@ -103,6 +103,7 @@ def test_damaged_and_empty_docx_are_refused_with_a_reason(tmp_path: Path):
         read_document(empty)
 
 
+@pytest.mark.both_stores
 def test_docx_upload_is_sniffed_indexed_and_cited_from_its_extracted_text(tmp_path: Path,
                                                                          small_index: Path):
     data = word_file(tmp_path / "veradel.docx").read_bytes()
@@ -149,6 +150,7 @@ def test_loopback_hosts(host, loopback):
     assert is_loopback_host(host) is loopback
 
 
+@pytest.mark.both_stores
 def test_a_network_server_needs_the_token_to_upload_and_delete(small_index: Path):
     client = client_for(small_index, host="0.0.0.0", api_token=TOKEN)
     upload = [("files", ("tide.txt", NOTE, "text/plain"))]

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SEEDS, make_assistant, live_server
+from conftest import SEEDS, index_into, live_server, make_assistant, settings_for
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
-from index.build import build_index
 from index.embedding import HashingEmbedder
 from index.errors import UserError
 from qa.backends.base import BackendError, ReplayGenerator
@@ -25,6 +24,7 @@ from web.app import create_app
 from web.documents import get_document, reflow, segments
 from web.sse import sse_stream
 
+pytestmark = pytest.mark.both_stores  # each test over an index runs on FAISS and Milvus Lite
 QUESTION = "Where do Moscow and Tehran disagree on Assad?"
 UNSUPPORTED = "The moon is made of green cheese [2]."
 
@@ -330,7 +330,7 @@ def test_segments_keep_every_character_and_one_quote():
     assert reflow(wrapped).startswith("x" * 60 + " next line\n\n")
 
 
-def test_html_is_escaped_everywhere(tmp_path, hashing_embedder):
+def test_html_is_escaped_everywhere(tmp_path, hashing_embedder, store_kind):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "evil.txt").write_text(
@@ -338,9 +338,9 @@ def test_html_is_escaped_everywhere(tmp_path, hashing_embedder):
         "failed in spring.\n", encoding="utf-8")
     (corpus / "metadata.json").write_text(json.dumps(
         {"evil.txt": {"title": "<b>Bold</b> <script>alert(1)</script> report"}}), encoding="utf-8")
-    build_index([corpus], tmp_path / "data", hashing_embedder)
+    index_into([corpus], tmp_path / "data", hashing_embedder, store_kind)
     assistant = make_assistant(tmp_path / "data", hashing_embedder, ReplayGenerator("x"))
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data"), assistant)) as client:
+    with TestClient(create_app(settings_for(tmp_path / "data"), assistant)) as client:
         listing = client.get("/documents").text
         text = client.get("/api/documents/evil").json()["text"]
         start = text.index("The ministry")
@@ -392,12 +392,13 @@ def test_a_client_that_leaves_mid_answer_frees_the_model(hashing_seed_index, has
         assert answer["error"] is None
 
 
-def test_app_opens_the_index_through_the_composition_root(tmp_path, seed_copy, monkeypatch):
+def test_app_opens_the_index_through_the_composition_root(tmp_path, seed_copy, monkeypatch,
+                                                          store_kind):
     # The hashing embedder stands in for MiniLM in both the build and the load.
     monkeypatch.setattr("index.embedding.SentenceTransformerEmbedder",
                         lambda *args, **kwargs: HashingEmbedder())
-    build_index([seed_copy], tmp_path / "data", HashingEmbedder())
-    settings = Settings(data_dir=tmp_path / "data", seeds_dir=seed_copy)
+    index_into([seed_copy], tmp_path / "data", HashingEmbedder(), store_kind)
+    settings = Settings(data_dir=tmp_path / "data", seeds_dir=seed_copy, vector_store=store_kind)
     with TestClient(create_app(settings)) as client:
         documents = client.get("/api/documents").json()["documents"]
         assert len(documents) == 5
@@ -405,14 +406,19 @@ def test_app_opens_the_index_through_the_composition_root(tmp_path, seed_copy, m
         assert client.get("/api/search", params={"q": "Assad"}).json()["hits"]
 
 
-def test_start_without_an_index_says_to_run_qa_index_and_builds_nothing(tmp_path, seed_copy):
-    settings = Settings(data_dir=tmp_path / "data", seeds_dir=seed_copy)
+def test_start_without_an_index_says_to_run_qa_index_and_builds_nothing(tmp_path, seed_copy,
+                                                                        store_kind):
+    settings = Settings(data_dir=tmp_path / "data", seeds_dir=seed_copy, vector_store=store_kind)
     with pytest.raises(UserError) as error:
         with TestClient(create_app(settings)):
             pass
     message = str(error.value)
     assert "\n" not in message and "qa index" in message and str(tmp_path / "data") in message
     assert not (tmp_path / "data" / "index").exists()  # the web app never builds an index
+    if store_kind == "milvus":  # nor a Milvus collection
+        from index.milvus_store import connect
+
+        assert connect(str(tmp_path / "data" / "milvus.db")).list_collections() == []
 
 
 def test_ask_by_document_returns_each_documents_position(client):
