@@ -96,14 +96,20 @@ _LOOPBACK = re.compile(r"^(https?|tcp|grpc)://(127\.\d+\.\d+\.\d+|localhost|\[::
 
 
 def _unavailable(exc: BaseException | None) -> bool:
-    """Whether gRPC reported UNAVAILABLE anywhere in the chain of `exc` (e.g. the server
-    closed the connection a new client was being set up on)."""
+    """Whether gRPC or pymilvus reported the server unreachable anywhere in the chain of `exc`
+    (the server closed the connection a new client was being set up on, or is down)."""
     import grpc
+
+    from pymilvus.client.types import Status
+    from pymilvus.exceptions import ConnectError, MilvusException, MilvusUnavailableException
 
     seen = 0
     while exc is not None and seen < 10:
         if isinstance(exc, grpc.RpcError) and getattr(exc, "code", None) and \
                 exc.code() == grpc.StatusCode.UNAVAILABLE:
+            return True
+        if isinstance(exc, (ConnectError, MilvusUnavailableException)) or (
+                isinstance(exc, MilvusException) and exc.code == Status.CONNECT_FAILED):
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
@@ -652,6 +658,9 @@ def _load(client, uri: str, name: str, writable: bool, analysis: str,
     except IndexDamaged:
         raise
     except Exception as exc:
+        if _unavailable(exc):  # an outage is not damage: rebuilding would throw the index away
+            raise UserError(f"Milvus at {uri} is unavailable ({type(exc).__name__}); retry "
+                            "when it is reachable again (the index is left as it is).") from exc
         raise IndexDamaged(f"The Milvus collection '{name}' at {uri} cannot be read "
                            f"({type(exc).__name__}); {REBUILD_HINT}.") from exc
     store = MilvusStore(client, uri, name, config, generation, records, next_id, writable,

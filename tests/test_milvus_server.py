@@ -123,3 +123,24 @@ def test_two_servers_over_one_milvus_see_each_others_uploads(tmp_path: Path, rea
                 stop(second)
         finally:
             stop(first)
+
+
+def test_a_milvus_outage_is_an_error_to_retry_not_a_damaged_index(tmp_path: Path,
+                                                                   hashing_embedder):
+    """A server that goes away between connecting and reading is reported as unavailable: were
+    it taken for damage, `qa index` would rebuild and throw the collection away."""
+    from index.errors import IndexDamaged, UserError
+    from index.milvus_store import MilvusBackend
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "harvest.txt").write_text(HARVEST, encoding="utf-8")
+    with milvus_lite_server(tmp_path / "milvus.db") as uri:
+        settings = Settings(data_dir=tmp_path / "indexer", vector_store="milvus", milvus_uri=uri)
+        build_index([corpus], settings.data_dir, hashing_embedder, backend=store_backend(settings))
+        backend = MilvusBackend(uri, settings.milvus_collection)
+        assert backend.open_index().list_documents()  # connected and readable
+    with pytest.raises(UserError) as caught:  # the server is stopped now
+        backend.open_index()
+    assert not isinstance(caught.value, IndexDamaged)
+    assert "unavailable" in str(caught.value) and "retry" in str(caught.value)
