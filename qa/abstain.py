@@ -1,65 +1,59 @@
-"""Decide whether the retrieved evidence can answer the question at all."""
+"""Decide whether the retrieved evidence can answer the question at all.
+
+Two signals, both measured: how close the nearest passage is (a floor for questions far from
+every document, calibrated for the default embedder), and whether any of the best evidence
+sentences answers the question, as the answerability judge sees it (qa/judge/answerability.py).
+No rule looks at the question's words themselves: a name the corpus never mentions is for the
+judge to weigh, not a reason to refuse on its own.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from index.store_protocol import DocumentStore
-
+from .contracts import Hit
+from .extractive import rank_evidence
+from .judge.base import AnswerabilityJudge
 from .retrieve import Retriever
 
-_NAME_OR_NUMBER = re.compile(r"(?<!^)(?<![.?!]\s)\b[A-Z][\w’'-]+|\b\d{2,}\b")
+# Evidence sentences put to the answerability judge: the best few by rank_evidence. On the tune
+# half the best 3 separated answerable from unanswerable questions as well as the best 6.
+SENTENCES_CHECKED = 3
 
 
 @dataclass(frozen=True)
 class EvidenceSignal:
-    """What abstention looks at; kept in the answer's metadata and the eval results."""
+    """What abstention looks at; kept in the answer's notes and the eval results."""
 
     best_similarity: float  # cosine similarity of the nearest passage to the question
-    unknown_names: tuple[str, ...]  # names and numbers of the question found nowhere in the corpus
+    best_answer_score: float | None = None  # answerability of the best evidence sentence
+    answer_threshold: float | None = None  # the judge's calibrated threshold for that score
 
-    def should_abstain(self, threshold: float) -> bool:
-        """Far from every passage, or asking about a name or number the corpus never mentions."""
-        return self.best_similarity < threshold or bool(self.unknown_names)
+    def should_abstain(self, floor: float) -> bool:
+        """Far from every passage, or no evidence sentence judged to answer the question."""
+        if self.best_similarity < floor:
+            return True
+        return (self.best_answer_score is not None and self.answer_threshold is not None
+                and self.best_answer_score < self.answer_threshold)
 
     def to_json(self) -> dict:
+        score = self.best_answer_score
         return {"best_similarity": round(self.best_similarity, 4),
-                "unknown_names": list(self.unknown_names)}
+                "best_answer_score": None if score is None else round(score, 4),
+                "answer_threshold": self.answer_threshold}
 
 
-class Vocabulary:
-    """The corpus's lexical terms: those of the passages (asked of the store) plus the terms
-    of the titles, authors and publishers. `term in vocabulary` works as for a set."""
-
-    def __init__(self, store: DocumentStore) -> None:
-        self.store = store
-        self.described: set[str] = set()
-        for record in store.list_documents():
-            described = " ".join([record.title, *(str(record.meta.get(k, ""))
-                                                  for k in ("author", "publisher"))])
-            self.described.update(store.lexical_terms(described))
-
-    def terms(self, text: str) -> list[str]:
-        """`text` analysed the way the store analyses passages."""
-        return self.store.lexical_terms(text)
-
-    def __contains__(self, term: str) -> bool:
-        return term in self.described or bool(self.store.known_terms([term]))
-
-
-def corpus_vocabulary(retriever: Retriever) -> Vocabulary:
-    """Every lexical term of the passages plus the titles, authors and publishers."""
-    return Vocabulary(retriever.store)
-
-
-def evidence_signal(question: str, retriever: Retriever, vocabulary: Vocabulary
-                    ) -> EvidenceSignal:
-    """Measure how close the corpus comes to the question."""
-    names = _NAME_OR_NUMBER.findall(question.strip())
-    unknown = []
-    for name in names:
-        stems = vocabulary.terms(name)
-        if stems and not any(stem in vocabulary for stem in stems):
-            unknown.append(name)
-    return EvidenceSignal(retriever.best_similarity(question), tuple(dict.fromkeys(unknown)))
+def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], floor: float,
+                    scorer: Callable[[str, list[str]], list[float]],
+                    answerability: AnswerabilityJudge | None) -> EvidenceSignal:
+    """Measure how close the corpus comes to the question; the judge is only asked when the
+    nearest passage clears the floor (below it the answer is already no)."""
+    similarity = retriever.best_similarity(question)
+    if answerability is None or similarity < floor or not hits:
+        return EvidenceSignal(similarity)
+    texts = [e.sentence.text for e in rank_evidence(question, hits, scorer)[:SENTENCES_CHECKED]]
+    if not texts:
+        return EvidenceSignal(similarity)
+    best = max(answerability.answer_scores(question, texts))
+    return EvidenceSignal(similarity, best, answerability.threshold)

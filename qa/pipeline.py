@@ -14,11 +14,13 @@ from dataclasses import replace
 
 from index.chunking import normalize_for_search
 
-from .abstain import EvidenceSignal, corpus_vocabulary, evidence_signal
+from .abstain import EvidenceSignal, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator
 from .by_document import by_document
 from .citations import verify
 from .judge import SupportJudge
+from .judge.answerability import answerability_for
+from .judge.base import AnswerabilityJudge
 from .contracts import Answer, DocumentView, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
@@ -29,7 +31,7 @@ from .retrieve import Retriever, check_question
 from .settings import Settings
 
 ABSTAIN_TEXT = ("The documents don't say. None of the indexed documents answers this question; "
-                "the closest passages are listed below.")
+                "the passages below are related, but not an answer.")
 _REFUSAL = re.compile(r"documents? (?:do|does) not (?:say|answer|mention)|not (?:mentioned|stated)"
                       r" in the (?:passages|documents)|no information", re.IGNORECASE)
 
@@ -52,14 +54,16 @@ class Assistant:
     def __init__(self, settings: Settings, retriever: Retriever,
                  generator_factory: Callable[[], Generator],
                  judge_factory: Callable[[], SupportJudge] | None = None,
-                 rewriter: Rewriter | None = None) -> None:
+                 rewriter: Rewriter | None = None,
+                 answerability: AnswerabilityJudge | None = None) -> None:
         self.settings = settings
         self.retriever = retriever
         self._generator_factory = generator_factory
         self._generator: Generator | None = None
         self._judge_factory = judge_factory or (lambda: _default_judge(settings))
         self._judge: SupportJudge | None = None
-        self._vocabulary = corpus_vocabulary(retriever)
+        # Does any evidence sentence answer the question? By default the judge's own model.
+        self._answerability = answerability
         # Follow-ups: a model's standalone rewrite when it keeps the user's words (QA_FOLLOWUP_MODEL).
         self._rewriter = rewriter or make_rewriter(settings, lambda: self.generator)
 
@@ -109,7 +113,7 @@ class Assistant:
             yield Event("rewrite", standalone)
         # Overlapping neighbours merged: no sentence is shown (or quoted) twice.
         hits = self.passages_for(standalone)
-        signal = evidence_signal(standalone, self.retriever, self._vocabulary)
+        signal = self._evidence_signal(standalone, hits)
         retrieval_ms = _ms(time.perf_counter() - started)
         yield Event("passages", hits)
         backend, model = self.backend_label()
@@ -179,11 +183,26 @@ class Assistant:
         documents = [(r.doc_id, r.title) for r in self.retriever.store.list_documents()]
         return by_document(question, answer, pool, documents, self.score_sentences, depth)
 
+    def _evidence_signal(self, question: str, hits: Sequence[Hit]) -> EvidenceSignal:
+        """Similarity and answerability; a judge that fails leaves the similarity alone to
+        decide (the model's answer is still verified sentence by sentence)."""
+        floor = self.settings.abstain_threshold
+        try:
+            if self._answerability is None:
+                self._answerability = answerability_for(self.judge, self.settings)
+            return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
+                                   self._answerability)
+        except BackendError:
+            return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
+                                   None)
+
     def _abstain(self, base: Answer, signal: EvidenceSignal) -> Answer:
-        reason = (f"the question names {', '.join(signal.unknown_names)}, which no document "
-                  f"mentions" if signal.unknown_names else
-                  f"no passage is close to the question (similarity "
-                  f"{signal.best_similarity:.2f} < {self.settings.abstain_threshold})")
+        if signal.best_similarity < self.settings.abstain_threshold:
+            reason = (f"no passage is close to the question (similarity "
+                      f"{signal.best_similarity:.2f} < {self.settings.abstain_threshold})")
+        else:
+            reason = (f"no retrieved sentence answers the question (best answerability "
+                      f"{signal.best_answer_score:.2f} < {signal.answer_threshold})")
         return replace(base, answer=ABSTAIN_TEXT, abstained=True, mode="abstained",
                        notes=base.notes + (f"abstained: {reason}",))
 

@@ -33,7 +33,7 @@ def print_answer(answer: Answer) -> None:
             quote = " ".join(citation.quote.split())
             typer.echo(textwrap.indent(textwrap.fill(f"“{quote}”", width=96), "    "))
     elif answer.passages:
-        typer.secho("Closest passages" if answer.abstained else "Passages", bold=True)
+        typer.secho("Related, but not an answer" if answer.abstained else "Passages", bold=True)
         for hit in answer.passages:
             typer.echo(f"[{hit.rank}] {hit.title} — "
                        f"{location(hit.source, hit.start, hit.end, hit.heading)}")

@@ -119,6 +119,10 @@ class Settings:
                                    "'literal' to join it to the previous question as typed.")
     abstain_threshold: float = _setting(0.16, "Dense similarity of the best passage below which "
                                         "the assistant says the documents do not answer.")
+    answer_threshold: float = _setting(0.0, "Answerability score (does the best evidence "
+                                       "sentence answer the question?) below which the "
+                                       "assistant abstains; 0 uses the judge model's calibrated "
+                                       "threshold.")
     max_question_chars: int = _setting(2000, "Longest question accepted.")
     host: str = _setting("127.0.0.1", "Address `qa serve` listens on.")
     port: int = _setting(8000, "Port `qa serve` listens on.")

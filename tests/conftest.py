@@ -93,9 +93,10 @@ def index_into(paths: list[Path], data_dir: Path, embedder, store: str, **kwargs
 
 
 def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[], Generator],
-                   judge=None, **overrides) -> Assistant:
+                   judge=None, answerability=None, **overrides) -> Assistant:
     """An Assistant over an index already built in `data_dir`; the strict word judge unless a
-    judge is given (the real model judges are exercised in tests/test_judge_real.py)."""
+    judge is given (the real model judges are exercised in tests/test_judge_real.py), and no
+    answerability check unless one is given (only the similarity floor abstains)."""
     from judges import StrictWordJudge
 
     # Follow-ups are joined literally unless a test asks for a rewriter (see test_followup.py).
@@ -105,7 +106,7 @@ def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[],
     factory = generator if callable(generator) and not hasattr(generator, "generate") else (
         lambda: generator)
     chosen = judge or StrictWordJudge()
-    return Assistant(settings, retriever, factory, lambda: chosen)
+    return Assistant(settings, retriever, factory, lambda: chosen, answerability=answerability)
 
 
 @pytest.fixture(scope="session")

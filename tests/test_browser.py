@@ -205,7 +205,7 @@ def test_abstention_is_clear_and_shows_the_closest_passages(page_at, replay_assi
         sync_api.expect(passages.first).to_be_visible()
         shown = passages.count()  # up to 5; overlapping neighbours are merged into one
         assert 1 <= shown <= 5
-        assert turn.locator(".passages-summary").text_content() == f"Closest passages ({shown})"
+        assert turn.locator(".passages-summary").text_content() == f"Related, but not an answer ({shown})"
         assert turn.locator(".answer a.cite").count() == 0
         assert turn.locator(".answer-block").is_hidden()
 

@@ -12,6 +12,7 @@ from qa.contracts import Turn
 from qa.prompt import fit_prompt
 
 from conftest import make_assistant
+from judges import WordAnswerability
 
 pytestmark = pytest.mark.both_stores  # each test over the index runs on FAISS and Milvus Lite
 QUESTION = "Where do Moscow and Tehran disagree on Assad?"
@@ -90,11 +91,21 @@ def test_abstains_with_closest_passages(replay_assistant):
     assert not answer.citations
 
 
-def test_unknown_name_triggers_abstention(replay_assistant):
-    answer = replay_assistant("The Wagner Group fought [1].", abstain_threshold=-1).ask(
-        "What role did the Wagner Group play in Syria?")
-    assert answer.abstained
-    assert any("Wagner" in note for note in answer.notes)
+def test_abstains_when_no_evidence_sentence_answers(replay_assistant):
+    answer = replay_assistant("The Wagner Group fought [1].", abstain_threshold=-1,
+                              answerability=WordAnswerability()).ask(
+        "Who commanded the Wagner Group mercenaries in Syria?")
+    assert answer.abstained and answer.mode == "abstained" and not answer.citations
+    assert any("no retrieved sentence answers the question" in note for note in answer.notes)
+
+
+def test_a_word_missing_from_the_corpus_is_no_reason_to_refuse(replay_assistant):
+    """The question's wording alone never refuses: without an answerability judge only the
+    similarity floor can, and the answer is then verified as usual."""
+    assistant = replay_assistant("", abstain_threshold=-1)
+    question = "What does the Russian Navy gain from the Tartus facility in Syria?"
+    assert "navy" not in assistant.retriever.store.known_terms(["navy"])
+    assert not assistant.ask(question).abstained
 
 
 def test_backend_failure_returns_passages_and_a_one_line_error(hashing_seed_index,

@@ -59,6 +59,19 @@ class SupportJudge(Protocol):
     def judge(self, claims: Sequence[Claim]) -> list[Verdict]: ...
 
 
+class AnswerabilityJudge(Protocol):
+    """Decides whether a text answers a question: states what is asked, not merely its topic.
+
+    Scores are in [0, 1]; `threshold` is the score below which the best evidence sentence does
+    not answer (calibrated per judge model on the tune half of the team's question set).
+    """
+
+    name: str
+    threshold: float
+
+    def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]: ...
+
+
 def judge_one(judge: SupportJudge, claim: str, evidence: Sequence[str] | str) -> Verdict:
     """Convenience for a single claim."""
     excerpts = (evidence,) if isinstance(evidence, str) else tuple(evidence)

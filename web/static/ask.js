@@ -310,7 +310,7 @@
       box.hidden = false;
       block.hidden = true;
       turn.root.classList.add("is-abstained");
-      renderPassages(turn, turn.hits, "Closest passages", true);
+      renderPassages(turn, turn.hits, "Related, but not an answer", true);
     } else {
       block.hidden = false;
       renderAnswer(answerNode, answer.answer, answer.citations);

@@ -1,0 +1,148 @@
+"""Does this text answer this question? A judge model's yes/no probability, read like support.
+
+Support (`SupportJudge`) asks whether evidence backs a claim; answerability asks whether a
+passage sentence states what a question asks for, not merely something on its topic. The
+pipeline asks it about the best few evidence sentences before the model writes anything and
+says "the documents don't say" when none of them answers (see qa/pipeline.py).
+
+The llama.cpp implementation runs the support judge's model in a context of its own (the
+weights are shared), so both keep their cached instructions. The question comes before the
+sentence in the prompt, so the sentences checked for one question share its tokens in the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from qa.backends.base import BackendError
+from qa.settings import Settings
+
+from .base import AnswerabilityJudge, SupportJudge
+
+SYSTEM = ("You decide whether a text answers a question. Answer yes only if the text itself "
+          "states what the question asks for — the person, number, date, place, reason, "
+          "position or difference asked about — at least in part. A text on the same topic "
+          "that does not state what is asked does not answer it. A text about other people, "
+          "another time or another event than the question names does not answer it. "
+          "Otherwise answer no.")
+ASK = "Does the text answer the question? Answer yes or no."
+# The best-of-3 score below which the pipeline abstains, per packaged model: on the tune half of
+# eval/seed_questions.jsonl, qwen-1.5b scored the 6 unanswerable questions 0.04-0.89 (4 of them
+# at most 0.61) and the 24 answerable ones 0.65-0.97; 0.63 lies between the two closest.
+CALIBRATED_THRESHOLDS = {"qwen-1.5b": 0.63}
+
+# Invented examples, unrelated to any collection; each teaches one trap. They sit in the cached
+# prefix, so they cost time once per loaded model, not once per question.
+EXAMPLES = (
+    ("When did the museum reopen?",
+     "The museum reopened in May 2019 after a two-year renovation.", "yes"),
+    ("How many workers lost their jobs when the mill closed?",
+     "The mill closed in 2008 after a century of weaving, and the town never recovered.", "no"),
+    ("Why did the council reject the stadium plan?",
+     "The council turned the stadium plan down because it would have doubled traffic on the "
+     "bridge.", "yes"),
+    ("What did the minister say about the rail strike?",
+     "The rail strike entered its third week on Monday, with unions demanding higher pay.", "no"),
+    ("Who designed the lighthouse?",
+     "The lighthouse, the work of the engineer Marta Sousa, was finished in 1890.", "yes"),
+    ("How do the two firms see the merger differently?",
+     "The first firm welcomed the merger, while the second warned it would raise prices.", "yes"),
+    ("What part did the navy play in the 1953 evacuation of the island?",
+     "The navy shelled the coast during the 1941 landing on the island.", "no"),
+    ("What were the expedition's goals for its second year?",
+     "In its second year the expedition meant to map the northern glacier and to reach the "
+     "summit.", "yes"),
+)
+
+
+def _turn(role: str, text: str) -> str:
+    return f"<|im_start|>{role}\n{text}<|im_end|>\n"
+
+
+def _ask(question: str, text: str) -> str:
+    return f"Question: {question}\n\nText: {text}\n\n{ASK}"
+
+
+_PREAMBLE = _turn("system", SYSTEM) + "".join(
+    _turn("user", _ask(question, text)) + _turn("assistant", answer)
+    for question, text, answer in EXAMPLES)
+
+
+def chatml_prompt(question: str, text: str) -> str:
+    """The whole prompt; everything up to the sentence is shared by one question's checks."""
+    return (_PREAMBLE + "<|im_start|>user\n" + _ask(" ".join(question.split()),
+                                                    " ".join(text.split()))
+            + "<|im_end|>\n<|im_start|>assistant\n")
+
+
+class LlamaAnswerability:
+    """P(yes) that a text answers a question, from a llama.cpp model in this process."""
+
+    def __init__(self, settings: Settings, model: str, threshold: float) -> None:
+        from qa.backends.embedded import load_model
+
+        self.model = model
+        self.threshold = threshold
+        self.name = f"llm:{model}"
+        self.timeout_s = settings.timeout_s
+        self._loaded = load_model(model, settings, role="answerability")
+        llm = self._loaded.llm
+        if "<|im_start|>" not in llm.metadata.get("tokenizer.chat_template", ""):
+            raise BackendError(f"The judge model '{model}' has no ChatML chat template: set "
+                               "QA_JUDGE_MODEL to an instruct model such as qwen-1.5b")
+        self._yes = self._first_tokens(("yes", "Yes", " yes", " Yes", "YES"))
+        self._no = self._first_tokens(("no", "No", " no", " No", "NO"))
+
+    def _first_tokens(self, words: Sequence[str]) -> list[int]:
+        llm = self._loaded.llm
+        return sorted({llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words})
+
+    def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]:
+        if not self._loaded.lock.acquire(timeout=self.timeout_s):
+            raise BackendError(f"The judge model was busy for {self.timeout_s:g} s: retry, or "
+                               "raise QA_TIMEOUT_S")
+        try:
+            return [self._p_yes(chatml_prompt(question, text)) for text in texts]
+        finally:
+            self._loaded.lock.release()
+
+    def _p_yes(self, text: str) -> float:
+        """P(yes) / (P(yes) + P(no)) for the token after the prompt, reusing the cached prefix."""
+        llm = self._loaded.llm
+        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) >= llm.n_ctx():
+            raise BackendError(f"A question and its text need {len(tokens)} tokens, more than "
+                               f"the judge's context of {llm.n_ctx()}: raise QA_CONTEXT_WINDOW")
+        cached = llm.input_ids[:llm.n_tokens]
+        shared = 0
+        for a, b in zip(cached, tokens):
+            if a != b:
+                break
+            shared += 1
+        shared = min(shared, len(tokens) - 1)  # at least one token is decoded to get logits
+        llm.n_tokens = shared  # eval() drops the cache past this point before decoding
+        llm.eval(tokens[shared:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        yes, no = logits[self._yes].astype(np.float64), logits[self._no].astype(np.float64)
+        top = max(yes.max(), no.max())
+        p_yes, p_no = np.exp(yes - top).sum(), np.exp(no - top).sum()
+        return float(p_yes / (p_yes + p_no))
+
+
+def answerability_for(judge: SupportJudge, settings: Settings) -> AnswerabilityJudge | None:
+    """The answerability judge that goes with a support judge: the judge itself when it has the
+    capability, the same model when it is a local LLM judge (behind a pre-filter or not), else
+    None (then only the similarity floor decides abstention)."""
+    if hasattr(judge, "answer_scores"):
+        return judge  # type: ignore[return-value]
+    inner = getattr(judge, "inner", None)
+    if inner is not None:
+        return answerability_for(inner, settings)
+    from .llm import LlamaJudge
+
+    if isinstance(judge, LlamaJudge):
+        threshold = settings.answer_threshold or CALIBRATED_THRESHOLDS.get(judge.model, 0.5)
+        return LlamaAnswerability(settings, judge.model, threshold)
+    return None
