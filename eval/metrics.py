@@ -300,6 +300,7 @@ def summarise(rows: Sequence[dict]) -> dict:
         "statements": statements,
         "draft_markers": draft_total,
         "model_answers": sum(1 for v in m if v["mode"] == "model"),
+        "repaired_answers": sum(1 for v in m if v["mode"] == "repaired"),
         "extractive_answers": sum(1 for v in m if v["mode"] == "extractive"),
         "backend_errors": sum(1 for v in m if v["error"]),
     }

@@ -15,8 +15,9 @@ BY_TYPE_PNG = "by_type.png"
 LATENCY_PNG = "latency.png"
 GROUP_TITLES = {"retrieval": "Retrieval", "answers": "Answers", "abstention": "Abstention",
                 "latency_ms": "Latency (ms)"}
-COUNT_KEYS = {"questions", "statements", "draft_markers", "model_answers", "extractive_answers",
-              "backend_errors", "abstained", "unanswerable", "answerable", "invalid_markers_shown"}
+COUNT_KEYS = {"questions", "statements", "draft_markers", "model_answers", "repaired_answers",
+              "extractive_answers", "backend_errors", "abstained", "unanswerable", "answerable",
+              "invalid_markers_shown"}
 
 
 def fmt(value, key: str = "") -> str:

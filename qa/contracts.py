@@ -83,7 +83,9 @@ class Answer:
     backend: str
     model: str
     timings: dict  # retrieval_ms, first_token_ms, total_ms
-    mode: str = "model"  # "model", "extractive" (model text not supported) or "abstained"
+    # "model"; "repaired" (the draft failed the judge, a second draft restating the best
+    # evidence passed); "extractive" (quotes: no model text held up) or "abstained"
+    mode: str = "model"
     sentences: tuple[AnswerSentence, ...] = ()
     notes: tuple[str, ...] = ()  # e.g. passages dropped to fit the context, backend errors
     dropped_passages: int = 0

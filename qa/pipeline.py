@@ -26,7 +26,7 @@ from .extractive import extractive_answer, rank_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .overlap import merge_overlapping
-from .prompt import NOT_IN_DOCUMENTS, fit_prompt
+from .prompt import NOT_IN_DOCUMENTS, fit_prompt, make_repair_prompt
 from .retrieve import Retriever, check_question
 from .settings import Settings
 
@@ -229,6 +229,37 @@ class Assistant:
                        mode="extractive", notes=base.notes + (
                            f"answered with quotes from the passages: {why}",))
 
+    @staticmethod
+    def _refused(raw: str) -> bool:
+        """The model wrote that the passages do not answer."""
+        return bool(_REFUSAL.search(raw)) or raw.strip().startswith(NOT_IN_DOCUMENTS[:17])
+
+    def _repair(self, question: str, hits: Sequence[Hit]):
+        """A second draft restating the best evidence sentences, verified like the first:
+        (checked, supported sentences, second draft), or None when the model or judge fails."""
+        evidence = rank_evidence(question, hits, self.score_sentences)[:3]
+        if not evidence:
+            return None
+        prompt = make_repair_prompt(question, [(e.n, e.sentence.text) for e in evidence])
+        options = GenerationOptions(max_tokens=self.settings.max_answer_tokens,
+                                    temperature=self.settings.temperature,
+                                    seed=self.settings.seed, stop=("\nQuestion:", "\n\n\n"))
+        try:
+            raw = "".join(self.generator.generate(prompt, options))
+            checked = verify(raw, hits, self.judge, question)
+            supported = [s for s in checked.sentences if s.supported]
+            if supported and self._answerability is not None:
+                # Restated evidence is true by construction of the judge, not always on point:
+                # keep the sentences that answer the question.
+                check = self._answerability
+                scores = check.answer_scores(question, [s.claim or s.text for s in supported])
+                supported = [s for s, score in zip(supported, scores) if score >= check.threshold]
+        except BackendError:
+            return None
+        cited = {n for s in supported for n in s.citations}
+        checked = replace(checked, citations=tuple(c for c in checked.citations if c.n in cited))
+        return checked, supported, raw
+
     def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
                   signal: EvidenceSignal) -> Answer:
         """Keep the model's supported sentences; otherwise answer from the evidence."""
@@ -251,6 +282,18 @@ class Assistant:
             notes.append(f"{_count(checked.unsupported, 'sentence')} not supported by the "
                          f"passages {_were(checked.unsupported)} removed")
         supported = [s for s in checked.sentences if s.supported]
+        mode = "model"
+        if not supported and self.settings.repair and not self._refused(raw):
+            # Repair before quotes: the model restates the best evidence sentences, re-judged.
+            repaired = self._repair(question, hits)
+            if repaired is not None and repaired[1]:
+                checked, supported, mode = repaired[0], repaired[1], "repaired"
+                notes.append(f"second draft: {' '.join(repaired[2].split())[:1000]}")
+                notes.append("the draft failed the judge; a second draft restating the best "
+                             f"evidence kept {_count(len(supported), 'sentence')}")
+            else:
+                notes.append("the draft failed the judge and so did a second draft restating "
+                             "the best evidence")
         if supported:
             sentences, citations = list(supported), list(checked.citations)
             closing = self._closing_quote(question, hits, citations)
@@ -261,9 +304,9 @@ class Assistant:
                     citations.append(citation)
                 citations.sort(key=lambda c: c.n)
             return replace(base, answer=" ".join(s.text for s in sentences),
-                           sentences=tuple(sentences), citations=tuple(citations), mode="model",
+                           sentences=tuple(sentences), citations=tuple(citations), mode=mode,
                            notes=tuple(notes))
-        if _REFUSAL.search(raw) or raw.strip().startswith(NOT_IN_DOCUMENTS[:17]):
+        if self._refused(raw):
             # The model read the passages and found no answer, and nothing it wrote is
             # supported: say so rather than pass off loosely related quotes as an answer.
             return replace(base, answer=ABSTAIN_TEXT, abstained=True, mode="abstained",

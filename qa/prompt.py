@@ -32,6 +32,22 @@ def format_passages(hits: Sequence[Hit]) -> str:
     return "\n\n".join(blocks)
 
 
+REPAIR_SYSTEM = """You restate evidence to answer a question.
+Rules:
+- For each numbered evidence sentence that helps answer the question, write one short sentence
+  in your own words that keeps its meaning exactly: the same people, numbers and certainty.
+- End each sentence with the evidence number in square brackets, like [2].
+- Add nothing the evidence does not say.
+Format (invented): The bridge opened in 1932 [2]. The city paid for it [1]."""
+
+
+def make_repair_prompt(question: str, evidence: Sequence[tuple[int, str]]) -> Prompt:
+    """Ask for the evidence sentences (numbered by their passage) restated as an answer."""
+    listed = "\n".join(f"[{n}] {normalize_for_search(text)}" for n, text in evidence)
+    return Prompt(system=REPAIR_SYSTEM, user=f"Evidence:\n{listed}\n\nQuestion: {question}",
+                  answer_prefix="Answer:")
+
+
 def make_prompt(question: str, hits: Sequence[Hit]) -> Prompt:
     user = f"Passages:\n\n{format_passages(hits)}\n\nQuestion: {question}"
     return Prompt(system=SYSTEM, user=user, answer_prefix="Answer:")

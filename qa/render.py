@@ -22,7 +22,7 @@ def print_answer(answer: Answer) -> None:
     typer.secho("Answer", bold=True)
     typer.echo(textwrap.fill(answer.answer, width=100) if answer.answer else "(no answer)")
     for note in answer.notes:
-        if not note.startswith(("evidence:", "model draft:")):
+        if not note.startswith(("evidence:", "model draft:", "second draft:")):
             typer.secho(f"  note: {note}", dim=True)
     typer.echo()
     if answer.citations:

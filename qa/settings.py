@@ -119,6 +119,9 @@ class Settings:
                                    "'literal' to join it to the previous question as typed.")
     abstain_threshold: float = _setting(0.16, "Dense similarity of the best passage below which "
                                         "the assistant says the documents do not answer.")
+    repair: bool = _setting(True, "When nothing the model wrote is supported, ask it once more to "
+                            "restate the best evidence sentences (re-judged) before answering "
+                            "with quotes.")
     answer_threshold: float = _setting(0.0, "Answerability score (does the best evidence "
                                        "sentence answer the question?) below which the "
                                        "assistant abstains; 0 uses the judge model's calibrated "

@@ -44,7 +44,7 @@ def run(assistant, questions_file: Path, out: Path, **kwargs) -> Path:
 @pytest.mark.both_stores
 def test_run_writes_results_summary_and_report(replay_assistant, questions_file, tmp_path,
                                                hashing_seed_index):
-    assistant = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability())
+    assistant = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False)
     out = run(assistant, questions_file, tmp_path / "run")
     assert out == tmp_path / "run"
     assert len(assistant.generator.prompts) == 3  # the abstention never reaches the model
@@ -134,7 +134,7 @@ def test_run_writes_results_summary_and_report(replay_assistant, questions_file,
 
 
 def test_default_folder_is_under_the_data_dir(replay_assistant, questions_file, tmp_path):
-    assistant = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability())
+    assistant = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False)
     out = run_eval(questions_file, None, Settings(data_dir=tmp_path), assistant=assistant,
                    progress=False, citation_judge=StrictWordJudge())
     assert out.parent == tmp_path / "eval-runs"
@@ -143,10 +143,10 @@ def test_default_folder_is_under_the_data_dir(replay_assistant, questions_file, 
 
 
 def test_resume_skips_finished_questions(replay_assistant, questions_file, tmp_path):
-    out = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability()), questions_file, tmp_path / "run")
+    out = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False), questions_file, tmp_path / "run")
     complete = rows_of(out)
 
-    again = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability())
+    again = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False)
     run(again, questions_file, out)
     assert again.generator.prompts == []  # every question was already answered
     assert rows_of(out) == complete
@@ -154,7 +154,7 @@ def test_resume_skips_finished_questions(replay_assistant, questions_file, tmp_p
     # A run killed after two questions, in the middle of writing the third line.
     lines = (out / "results.jsonl").read_text().splitlines()
     (out / "results.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:50])
-    resumed = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability())
+    resumed = replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False)
     run(resumed, questions_file, out)
     assert len(resumed.generator.prompts) == 1  # q28 only; q49 abstains without the model
     rows = rows_of(out)
@@ -167,7 +167,7 @@ def test_resume_skips_finished_questions(replay_assistant, questions_file, tmp_p
 
 
 def test_resume_refuses_a_different_configuration(replay_assistant, questions_file, tmp_path):
-    out = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability()), questions_file, tmp_path / "run")
+    out = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False), questions_file, tmp_path / "run")
     with pytest.raises(UserError) as error:
         run(replay_assistant(REPLY, abstain_threshold=0.0, top_k=3), questions_file, out)
     message = str(error.value)
@@ -179,7 +179,7 @@ def test_refuses_a_folder_that_is_not_a_run(replay_assistant, questions_file, tm
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not an eval run folder"):
-        run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability()), questions_file, folder)
+        run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False), questions_file, folder)
 
 
 def test_bad_line_is_reported_with_its_number(replay_assistant, tmp_path):
@@ -194,7 +194,7 @@ def test_bad_line_is_reported_with_its_number(replay_assistant, tmp_path):
 
 def test_judge_asks_the_model_per_key_fact(replay_assistant, questions_file, tmp_path):
     replies = [REPLY, "yes", REPLY, "no", REPLY, "yes", "no", "yes"]
-    assistant = replay_assistant(replies, abstain_threshold=0.0, answerability=WordAnswerability())
+    assistant = replay_assistant(replies, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False)
     out = run(assistant, questions_file, tmp_path / "run", judge=True)
     # q01: 1 fact, q02: 1 fact, q28: 3 facts; q49 abstains and is not judged.
     assert len(assistant.generator.prompts) == 3 + 5
@@ -208,8 +208,8 @@ def test_judge_asks_the_model_per_key_fact(replay_assistant, questions_file, tmp
 
 def test_compare_runs_lists_metric_differences_and_changed_questions(replay_assistant,
                                                                      questions_file, tmp_path):
-    run_a = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability()), questions_file, tmp_path / "a")
-    run_b = run(replay_assistant(REPLY, abstain_threshold=2.0, answerability=WordAnswerability()), questions_file, tmp_path / "b")
+    run_a = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False), questions_file, tmp_path / "a")
+    run_b = run(replay_assistant(REPLY, abstain_threshold=2.0, answerability=WordAnswerability(), repair=False), questions_file, tmp_path / "b")
     summary_a = json.loads((run_a / "summary.json").read_text())
     text = compare_runs(run_a, run_b)
     assert "| metric | A | B | B−A |" in text
@@ -226,7 +226,7 @@ def test_compare_runs_lists_metric_differences_and_changed_questions(replay_assi
 
 
 def test_compare_refuses_a_folder_that_is_not_a_run(replay_assistant, questions_file, tmp_path):
-    run_a = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability()), questions_file, tmp_path / "a")
+    run_a = run(replay_assistant(REPLY, abstain_threshold=0.0, answerability=WordAnswerability(), repair=False), questions_file, tmp_path / "a")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="is not an eval run folder"):
         compare_runs(run_a, tmp_path / "empty")

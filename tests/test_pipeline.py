@@ -8,7 +8,9 @@ import pytest
 
 from index.errors import UserError
 from qa.backends.base import BackendError, ReplayGenerator
+from index.chunking import normalize_for_search
 from qa.contracts import Turn
+from qa.extractive import rank_evidence
 from qa.prompt import fit_prompt
 
 from conftest import make_assistant
@@ -71,6 +73,21 @@ def test_swapped_actors_and_invalid_markers_never_reach_the_user(replay_assistan
                                     " ".join(c.quote.split()) in answer.answer
                                     for c in answer.citations)
     assert any("pointed at no passage" in note for note in answer.notes)
+    quotes_resolve(answer)
+
+
+def test_a_failed_draft_is_repaired_from_the_best_evidence_before_quotes(replay_assistant):
+    probe = replay_assistant("", abstain_threshold=-1)
+    best = rank_evidence(QUESTION, probe.passages_for(QUESTION), probe.score_sentences)[0]
+    restated = f"{normalize_for_search(best.sentence.text).rstrip('.')} [{best.n}]."
+    assistant = replay_assistant(["Assad will win the war [1].", restated], abstain_threshold=-1)
+    answer = assistant.ask(QUESTION)
+    assert answer.mode == "repaired" and not answer.abstained
+    second = assistant.generator.prompts[1]
+    assert f"[{best.n}] {normalize_for_search(best.sentence.text)}" in second.user
+    assert answer.sentences[0].supported and answer.sentences[0].citations == (best.n,)
+    assert "Assad will win the war" not in answer.answer
+    assert any(note.startswith("second draft:") for note in answer.notes)
     quotes_resolve(answer)
 
 

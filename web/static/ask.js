@@ -216,7 +216,7 @@
 
   function visibleNotes(notes) {
     return (notes || []).filter(function (note) {
-      return !/^(evidence|model draft|abstained):/.test(note);
+      return !/^(evidence|model draft|second draft|abstained):/.test(note);
     });
   }
 
@@ -315,8 +315,9 @@
       block.hidden = false;
       renderAnswer(answerNode, answer.answer, answer.citations);
       var badge = part(turn.root, ".badge");
-      badge.textContent = answer.mode === "model" ? "Checked against sources" : "Quoted from sources";
-      badge.className = "badge " + (answer.mode === "model" ? "badge-ok" : "badge-info");
+      var written = answer.mode === "model" || answer.mode === "repaired";
+      badge.textContent = written ? "Checked against sources" : "Quoted from sources";
+      badge.className = "badge " + (written ? "badge-ok" : "badge-info");
       badge.hidden = false;
       renderNotes(turn, answer);
       var draft = squash(turn.draft);
