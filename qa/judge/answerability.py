@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 
-from qa.backends.base import BackendError
 from qa.settings import Settings
 
 from .base import AnswerabilityJudge, SupportJudge
+from .llm import few_shot_preamble
 
 SYSTEM = ("You decide whether a text answers a question. Answer yes only if the text itself "
           "states what the question asks for — the person, number, date, place, reason, "
@@ -57,17 +56,12 @@ EXAMPLES = (
 )
 
 
-def _turn(role: str, text: str) -> str:
-    return f"<|im_start|>{role}\n{text}<|im_end|>\n"
-
-
 def _ask(question: str, text: str) -> str:
     return f"Question: {question}\n\nText: {text}\n\n{ASK}"
 
 
-_PREAMBLE = _turn("system", SYSTEM) + "".join(
-    _turn("user", _ask(question, text)) + _turn("assistant", answer)
-    for question, text, answer in EXAMPLES)
+_PREAMBLE = few_shot_preamble(SYSTEM, ((_ask(question, text), answer)
+                                       for question, text, answer in EXAMPLES))
 
 
 def chatml_prompt(question: str, text: str) -> str:
@@ -81,54 +75,15 @@ class LlamaAnswerability:
     """P(yes) that a text answers a question, from a llama.cpp model in this process."""
 
     def __init__(self, settings: Settings, model: str, threshold: float) -> None:
-        from qa.backends.embedded import load_model
+        from .llm import YesNoModel
 
         self.model = model
         self.threshold = threshold
         self.name = f"llm:{model}"
-        self.timeout_s = settings.timeout_s
-        self._loaded = load_model(model, settings, role="answerability")
-        llm = self._loaded.llm
-        if "<|im_start|>" not in llm.metadata.get("tokenizer.chat_template", ""):
-            raise BackendError(f"The judge model '{model}' has no ChatML chat template: set "
-                               "QA_JUDGE_MODEL to an instruct model such as qwen-1.5b")
-        self._yes = self._first_tokens(("yes", "Yes", " yes", " Yes", "YES"))
-        self._no = self._first_tokens(("no", "No", " no", " No", "NO"))
-
-    def _first_tokens(self, words: Sequence[str]) -> list[int]:
-        llm = self._loaded.llm
-        return sorted({llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words})
+        self._model = YesNoModel(settings, model, role="answerability")
 
     def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]:
-        if not self._loaded.lock.acquire(timeout=self.timeout_s):
-            raise BackendError(f"The judge model was busy for {self.timeout_s:g} s: retry, or "
-                               "raise QA_TIMEOUT_S")
-        try:
-            return [self._p_yes(chatml_prompt(question, text)) for text in texts]
-        finally:
-            self._loaded.lock.release()
-
-    def _p_yes(self, text: str) -> float:
-        """P(yes) / (P(yes) + P(no)) for the token after the prompt, reusing the cached prefix."""
-        llm = self._loaded.llm
-        tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
-        if len(tokens) >= llm.n_ctx():
-            raise BackendError(f"A question and its text need {len(tokens)} tokens, more than "
-                               f"the judge's context of {llm.n_ctx()}: raise QA_CONTEXT_WINDOW")
-        cached = llm.input_ids[:llm.n_tokens]
-        shared = 0
-        for a, b in zip(cached, tokens):
-            if a != b:
-                break
-            shared += 1
-        shared = min(shared, len(tokens) - 1)  # at least one token is decoded to get logits
-        llm.n_tokens = shared  # eval() drops the cache past this point before decoding
-        llm.eval(tokens[shared:])
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
-        yes, no = logits[self._yes].astype(np.float64), logits[self._no].astype(np.float64)
-        top = max(yes.max(), no.max())
-        p_yes, p_no = np.exp(yes - top).sum(), np.exp(no - top).sum()
-        return float(p_yes / (p_yes + p_no))
+        return self._model.scores([chatml_prompt(question, text) for text in texts])
 
 
 def answerability_for(judge: SupportJudge, settings: Settings) -> AnswerabilityJudge | None:

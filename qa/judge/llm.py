@@ -8,7 +8,7 @@ reuse its tokens from llama.cpp's KV cache instead of reading it again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -57,9 +57,14 @@ def _ask(evidence: str, claim: str) -> str:
     return f"Evidence:\n{evidence}\n\nClaim: {claim}\n\n{QUESTION}"
 
 
-_PREAMBLE = _turn("system", SYSTEM) + "".join(
-    _turn("user", _ask(evidence, claim)) + _turn("assistant", answer)
-    for evidence, claim, answer in EXAMPLES)
+def few_shot_preamble(system: str, shots: Iterable[tuple[str, str]]) -> str:
+    """The system turn plus worked (user, assistant) turns: the cached prefix of every prompt."""
+    return _turn("system", system) + "".join(_turn("user", user) + _turn("assistant", answer)
+                                             for user, answer in shots)
+
+
+_PREAMBLE = few_shot_preamble(SYSTEM, ((_ask(evidence, claim), answer)
+                                       for evidence, claim, answer in EXAMPLES))
 
 
 def chatml_prompt(claim: Claim) -> str:
@@ -69,17 +74,15 @@ def chatml_prompt(claim: Claim) -> str:
             + "<|im_end|>\n<|im_start|>assistant\n")
 
 
-class LlamaJudge:
-    """Yes/no entailment from a llama.cpp model in this process: weights shared with generation,
-    its own context (so its cached preamble survives the prompts in between)."""
+class YesNoModel:
+    """A ChatML model in a llama.cpp context of its own role that answers yes or no: the score
+    is P(yes) / (P(yes) + P(no)) for the token after the prompt. The weights are shared with
+    every other role; each role's context keeps its own cached prompt prefix."""
 
-    def __init__(self, settings: Settings, model: str, threshold: float) -> None:
+    def __init__(self, settings: Settings, model: str, role: str) -> None:
         from qa.backends.embedded import load_model
 
-        self.model = model
-        self.threshold = threshold
-        self.name = f"llm:{model}"
-        self._loaded = load_model(model, settings, role="judge")
+        self._loaded = load_model(model, settings, role=role)
         self.timeout_s = settings.timeout_s
         llm = self._loaded.llm
         if "<|im_start|>" not in llm.metadata.get("tokenizer.chat_template", ""):
@@ -92,28 +95,23 @@ class LlamaJudge:
         llm = self._loaded.llm
         return sorted({llm.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words})
 
-    def judge(self, claims: Sequence[Claim]) -> list[Verdict]:
-        """One verdict per claim, in order; claims with the same evidence share its KV cache."""
-        order = sorted(range(len(claims)), key=lambda i: claims[i].evidence)
-        scores: dict[int, float] = {}
+    def scores(self, prompts: Sequence[str]) -> list[float]:
+        """P(yes) for each prompt, in order, holding the model for the whole batch."""
         if not self._loaded.lock.acquire(timeout=self.timeout_s):
             raise BackendError(f"The judge model was busy for {self.timeout_s:g} s: retry, or "
                                "raise QA_TIMEOUT_S")
         try:
-            for i in order:
-                scores[i] = self._p_yes(chatml_prompt(claims[i]))
+            return [self._p_yes(prompt) for prompt in prompts]
         finally:
             self._loaded.lock.release()
-        return [verdict_from_probability(scores[i], self.threshold, self.name)
-                for i in range(len(claims))]
 
     def _p_yes(self, text: str) -> float:
         """P(yes) / (P(yes) + P(no)) for the token after the prompt, reusing the cached prefix."""
         llm = self._loaded.llm
         tokens = llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
         if len(tokens) >= llm.n_ctx():
-            raise BackendError(f"A claim and its evidence need {len(tokens)} tokens, more than "
-                               f"the judge's context of {llm.n_ctx()}: raise QA_CONTEXT_WINDOW")
+            raise BackendError(f"A prompt to the judge needs {len(tokens)} tokens, more than "
+                               f"its context of {llm.n_ctx()}: raise QA_CONTEXT_WINDOW")
         cached = llm.input_ids[:llm.n_tokens]
         shared = 0
         for a, b in zip(cached, tokens):
@@ -128,3 +126,22 @@ class LlamaJudge:
         top = max(yes.max(), no.max())
         p_yes, p_no = np.exp(yes - top).sum(), np.exp(no - top).sum()
         return float(p_yes / (p_yes + p_no))
+
+
+class LlamaJudge:
+    """Yes/no entailment from a llama.cpp model in this process: weights shared with generation,
+    its own context (so its cached preamble survives the prompts in between)."""
+
+    def __init__(self, settings: Settings, model: str, threshold: float) -> None:
+        self.model = model
+        self.threshold = threshold
+        self.name = f"llm:{model}"
+        self._model = YesNoModel(settings, model, role="judge")
+
+    def judge(self, claims: Sequence[Claim]) -> list[Verdict]:
+        """One verdict per claim, in order; claims with the same evidence share its KV cache."""
+        order = sorted(range(len(claims)), key=lambda i: claims[i].evidence)
+        scored = self._model.scores([chatml_prompt(claims[i]) for i in order])
+        scores = dict(zip(order, scored))
+        return [verdict_from_probability(scores[i], self.threshold, self.name)
+                for i in range(len(claims))]
