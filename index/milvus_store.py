@@ -8,10 +8,12 @@ collections per index, named after one collection name:
                       start, end, heading, text, terms (the analysed text, BM25 input),
                       dense FLOAT_VECTOR (IP on normalised vectors, FLAT by default),
                       sparse SPARSE_FLOAT_VECTOR (Milvus's BM25 function output)
-    <name>_documents  the document records (JSON) and the full document texts, both cut into
-                      pieces that fit a VARCHAR (65,535 bytes), keyed by doc id, content hash,
-                      part and piece number
-    <name>_meta       the committed state: generation, next passage id and the StoreConfig
+    <name>_documents  the full document texts, cut into pieces that fit a VARCHAR (65,535
+                      bytes), keyed by doc id, content hash, part and piece number
+    <name>_meta       the committed state: generation, next passage id, the StoreConfig, the
+                      document records and the names of the two collections above (a rebuild
+                      writes new ones, `<name>_passages_g<generation>` when the plain names
+                      are in use)
 
 Lexical search is Milvus's own BM25 (sparse inverted index, k1 = 1.5, b = 0.75 as bm25s); the
 text it indexes is our own analysis (`index.store.lexical_tokens`: stemmed, stopword-free), so
@@ -19,12 +21,15 @@ both stores match a question on the same terms: Milvus Lite's analyzer only lowe
 splits words (no stemmer), and a server's analyzers differ by version. `analysis="standard"`
 indexes the raw passage text with Milvus's standard analyzer instead.
 
-Versions: a writer keeps every change in memory and applies it at `commit` (deletes, then
-inserts, then the new generation in `<name>_meta`); readers keep the document records of the
-generation they opened and drop any hit whose document version they do not know, so a reader
-never returns a passage of a document it cannot describe. A commit is not one atomic switch as
-in the FAISS store: while it runs, a reader of the previous generation may miss passages of the
-documents being replaced; `is_latest()` turns False when it ends and the reader is reopened.
+Versions: a writer keeps every change in memory and applies it at `commit`: it inserts the new
+rows, then writes the new state into `<name>_meta` (the one step that makes a generation
+visible: readers take the newest complete state), then deletes what the new state no longer
+references. Readers see only the rows of their state: passage ids below its next id (a writer's
+new rows take ids from there up) of the document versions it records, minus the replaced rows
+it lists as garbage. So a writer killed at any point leaves the last committed generation
+readable as it was, and the next writer first removes what it left (`_tidy`). Readers of an
+older generation may miss passages once the deletes of a newer commit run, and a rebuild drops
+the previous collections after its switch; `is_latest()` turns False and the reader is reopened.
 
 Milvus Lite holds an OS lock on its folder: one process at a time opens a `.db` (several
 clients in that process share it). Several processes (e.g. `qa serve` and `qa index`, or two
@@ -156,13 +161,14 @@ class MilvusStore:
     def __init__(self, client, uri: str, name: str, config: StoreConfig, generation: int,
                  records: dict[str, DocumentRecord], next_id: int, writable: bool,
                  committed: bool, fresh: bool = False, analysis: str = "stemmed",
-                 dense_index: tuple[str, dict] = ("FLAT", {})) -> None:
+                 dense_index: tuple[str, dict] = ("FLAT", {}), names: dict | None = None,
+                 garbage: dict | None = None) -> None:
         if analysis not in ("stemmed", "standard"):
             raise ValueError(f"unknown analysis '{analysis}': stemmed or standard")
         self.client = client
         self.uri = uri
         self.name = name
-        self.names = collection_names(name)
+        self.names = {**collection_names(name), **(names or {})}
         self.config = config
         self.generation = generation
         self.analysis = analysis
@@ -172,10 +178,13 @@ class MilvusStore:
         self._writable = writable
         self._committed = committed  # a committed generation exists in Milvus
         self._fresh = fresh  # commit replaces the whole collection (a rebuild)
+        # What the committed generation holds: rows with other ids or versions are not its own.
+        self._committed_next = next_id
+        self._committed_versions = {(d, r.content_hash) for d, r in records.items()}
+        self._set_garbage(garbage or {})
         # Changes since the last commit (writers only).
         self._added: dict[str, tuple[Document, list[tuple[int, Passage]], np.ndarray]] = {}
-        self._deleted: set[str] = set()  # committed documents to remove at commit
-        self._updated: set[str] = set()  # committed documents whose record changed
+        self._deleted: set[str] = set()  # committed documents removed or replaced
         self._passages: OrderedDict[int, Passage] = OrderedDict()  # a bounded cache
         self._texts: OrderedDict[str, str] = OrderedDict()
         self._known: dict[str, bool] = {}
@@ -237,10 +246,26 @@ class MilvusStore:
         if len(self._passages) > 20_000:
             self._passages.popitem(last=False)
 
-    def _known_version(self, row: dict) -> bool:
+    def _known_version(self, pid: int, row: dict) -> bool:
+        """Whether a passage row belongs to this store's version of the collection (not to a
+        writer that has not committed, nor to a version the committed state replaced)."""
         record = self._records.get(row["doc_id"])
+        below, replaced = self._garbage
         return record is not None and record.content_hash == row["content_hash"] \
-            and row["doc_id"] not in self._added
+            and row["doc_id"] not in self._added and pid < self._committed_next \
+            and not (pid < below and row["doc_id"] in replaced)
+
+    def _set_garbage(self, garbage: dict) -> None:
+        self._garbage = (int(garbage.get("below", 0)), frozenset(garbage.get("doc_ids", ())))
+        # Searches skip the rows in Milvus itself, so that they do not take places among the
+        # k hits (`_known_version` is the check for every row).
+        self._filter = f"id < {self._committed_next}"
+        if replaced := _garbage_rows(garbage):
+            self._filter += f" and not ({replaced})"
+
+    def _committed_rows(self) -> str:
+        """The filter for the passage rows of this store's generation (see `commit`)."""
+        return self._filter
 
     def passage(self, passage_id: int) -> Passage:
         passage_id = int(passage_id)
@@ -252,7 +277,7 @@ class MilvusStore:
             return self._passages[passage_id]
         rows = self.client.get(self.names["passages"], ids=[passage_id],
                                output_fields=_PASSAGE_FIELDS)
-        rows = [r for r in rows if self._known_version(r)]
+        rows = [r for r in rows if self._known_version(passage_id, r)]
         if not rows:
             raise KeyError(passage_id)
         passage = _passage(rows[0])
@@ -267,8 +292,10 @@ class MilvusStore:
             return []
         rows = self._query(self.names["passages"],
                            f"doc_id == {_literal(doc_id)} and content_hash == "
-                           f"{_literal(record.content_hash)}", ["id"] + _PASSAGE_FIELDS)
-        items = [(int(r["id"]), _passage(r)) for r in rows]
+                           f"{_literal(record.content_hash)} and {self._committed_rows()}",
+                           ["id"] + _PASSAGE_FIELDS)
+        items = [(int(r["id"]), _passage(r)) for r in rows
+                 if self._known_version(int(r["id"]), r)]
         for pid, passage in items:
             self._remember(pid, passage)
         return sorted(items, key=lambda item: (item[1].start, item[1].end))
@@ -279,7 +306,7 @@ class MilvusStore:
         query = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
         found = self.client.search(self.names["passages"], data=[query], anns_field="dense",
                                    limit=min(k, self.count_passages()),
-                                   output_fields=_PASSAGE_FIELDS,
+                                   filter=self._committed_rows(), output_fields=_PASSAGE_FIELDS,
                                    search_params={"metric_type": "IP",
                                                   "params": self.dense_index[1]})
         return self._hits(found[0], float)
@@ -292,7 +319,7 @@ class MilvusStore:
             return []
         found = self.client.search(self.names["passages"], data=[text], anns_field="sparse",
                                    limit=min(k, self.count_passages()),
-                                   output_fields=_PASSAGE_FIELDS,
+                                   filter=self._committed_rows(), output_fields=_PASSAGE_FIELDS,
                                    search_params={"metric_type": "BM25"})
         return [(pid, score) for pid, score in self._hits(found[0], _bm25_score) if score > 0]
 
@@ -301,9 +328,9 @@ class MilvusStore:
         for hit in found:
             entity = hit.get("entity", hit)
             row = {f: entity.get(f) for f in _PASSAGE_FIELDS}
-            if not self._known_version(row):
-                continue  # a version committed after this reader opened, or being replaced
             pid = int(hit["id"])
+            if not self._known_version(pid, row):
+                continue  # a version committed after this reader opened, or being replaced
             self._remember(pid, _passage(row))
             hits.append((pid, score(hit["distance"])))
         return hits
@@ -325,6 +352,7 @@ class MilvusStore:
         if unknown and self._committed and self.count_passages():
             found = self.client.search(self.names["passages"], data=unknown,
                                        anns_field="sparse", limit=1,
+                                       filter=self._committed_rows(),
                                        search_params={"metric_type": "BM25"})
             for term, hits in zip(unknown, found):
                 self._known[term] = any(_bm25_score(h["distance"]) > 0 for h in hits)
@@ -377,10 +405,9 @@ class MilvusStore:
         for doc_id in gone:
             del self._records[doc_id]
             self._texts.pop(doc_id, None)
-            self._updated.discard(doc_id)
             self._added.pop(doc_id, None)
             if self._committed and not self._fresh:
-                self._deleted.add(doc_id)  # rows in Milvus go at commit
+                self._deleted.add(doc_id)  # rows in Milvus go after the commit
         if gone:
             self._passages.clear()
             self._known.clear()
@@ -397,8 +424,6 @@ class MilvusStore:
             self._added[record.doc_id] = (replace(document, source=record.source,
                                                   title=record.title, kind=record.kind,
                                                   meta=dict(record.meta)), items, vectors)
-        else:
-            self._updated.add(record.doc_id)
 
     def set_config(self, config: StoreConfig) -> None:
         self._writing()
@@ -407,61 +432,60 @@ class MilvusStore:
         self.config = config
 
     def commit(self) -> int:
-        """Apply every change to Milvus, then record the new generation."""
+        """Write the changes, then record the new generation; a kill at any point leaves the
+        last committed one as it was (see the module's docstring)."""
         self._writing()
-        client, names = self.client, self.names
-        current = _meta_generation(client, names["meta"])
+        client, meta = self.client, self.names["meta"]
+        try:
+            state = _read_state(client, meta)
+        except Exception as exc:
+            if not self._fresh or _unavailable(exc):
+                raise
+            client.drop_collection(meta)  # unreadable, and being replaced: nothing to keep
+            state = None
+        current = int(state["generation"]) if state else None
         if current is not None and current > self.generation:
             raise UserError(f"Milvus collection '{self.name}' was changed by another writer "
                             f"(generation {current}, this one started from {self.generation}); "
                             f"run the command again.")
         generation = max(self.generation, current or 0) + 1
-        if self._fresh:
-            for collection in names.values():
-                if client.has_collection(collection):
-                    client.drop_collection(collection)
+        # What a writer killed before us left: its rows take the ids and keys ours will.
+        _tidy(client, self.name, state)
+        names = dict(self.names)
+        if self._fresh:  # a rebuild writes new collections; the committed ones stay readable
+            names.update(_fresh_names(self.name, state, generation))
         _ensure_collections(client, names, self.config.dimension, self.analysis,
                             self.dense_index)
-        if self._deleted:
-            for chunk in _chunks(sorted(self._deleted), 200):
-                expr = f"doc_id in [{', '.join(_literal(d) for d in chunk)}]"
-                client.delete(names["passages"], filter=expr)
-                client.delete(names["documents"], filter=expr)
-        if self._updated:
-            for chunk in _chunks(sorted(self._updated), 200):
-                expr = (f"doc_id in [{', '.join(_literal(d) for d in chunk)}] and "
-                        f"part == \"record\"")
-                client.delete(names["documents"], filter=expr)
-            _insert(client, names["documents"],
-                    [row for d in sorted(self._updated)
-                     for row in _record_rows(self._records[d])])
         for doc_id, (document, items, vectors) in self._added.items():
-            record = self._records[doc_id]
             _insert(client, names["passages"], [
                 {"id": pid, "doc_id": doc_id, "content_hash": document.content_hash,
                  "start": p.start, "end": p.end, "heading": p.heading, "text": p.text,
                  "terms": self._terms(p), "dense": vector.tolist()}
                 for (pid, p), vector in zip(items, vectors)])
-            _insert(client, names["documents"],
-                    _record_rows(record) + _text_rows(doc_id, document.content_hash,
-                                                      document.text))
+            if (doc_id, document.content_hash) not in self._committed_versions:
+                _insert(client, names["documents"],
+                        _text_rows(doc_id, document.content_hash, document.text))
+        # Passages of the removed and replaced versions stay until the switch has been made;
+        # readers of the new state skip them (their ids are below the old next id).
+        garbage = {"below": self._committed_next, "doc_ids": sorted(self._deleted)}
         state = {"generation": generation, "next_id": self._next_id,
                  "config": asdict(self.config), "analysis": self.analysis,
-                 "fingerprint": config_fingerprint(self.config, self._records.values())}
-        body = json.dumps(state, ensure_ascii=False)
-        pieces = _pieces(body)
-        _insert(client, names["meta"], [
-            {"key": f"g{generation:012d}:{i:06d}", "generation": generation, "piece": i,
-             "n_pieces": len(pieces), "body": piece, "_v": [1.0, 0.0]}
-            for i, piece in enumerate(pieces)])
-        client.delete(names["meta"], filter=f"generation < {generation}")
+                 "fingerprint": config_fingerprint(self.config, self._records.values()),
+                 "records": [r.to_json() for _, r in sorted(self._records.items())],
+                 "collections": {k: names[k] for k in ("passages", "documents")},
+                 "garbage": garbage}
+        _write_state(client, meta, state)  # the switch
+        _tidy(client, self.name, state)  # what the new state no longer references
         for doc_id, (document, _, _) in self._added.items():
             self._texts[doc_id] = document.text
         self._added.clear()
         self._deleted.clear()
-        self._updated.clear()
         self._passages.clear()
         self._known.clear()
+        self.names = names
+        self._committed_next = self._next_id
+        self._committed_versions = {(d, r.content_hash) for d, r in self._records.items()}
+        self._set_garbage({})  # `_tidy` deleted it
         self.generation, self._committed, self._fresh = generation, True, False
         return generation
 
@@ -491,11 +515,6 @@ def _insert(client, collection: str, rows: list[dict]) -> None:
         client.insert(collection, chunk)
 
 
-def _record_rows(record: DocumentRecord) -> list[dict]:
-    return _piece_rows(record.doc_id, record.content_hash, "record",
-                       json.dumps(record.to_json(), ensure_ascii=False))
-
-
 def _text_rows(doc_id: str, content_hash: str, text: str) -> list[dict]:
     return _piece_rows(doc_id, content_hash, "text", text)
 
@@ -509,7 +528,9 @@ def _piece_rows(doc_id: str, content_hash: str, part: str, body: str) -> list[di
 
 
 def _assemble(rows: list[dict], what: str) -> str:
-    rows = sorted(rows, key=lambda r: int(r["piece"]))
+    # One piece twice is the same text (a version's rows are keyed by its content hash), e.g.
+    # re-added while a killed writer's copy was still there.
+    rows = sorted({int(r["piece"]): r for r in rows}.values(), key=lambda r: int(r["piece"]))
     if not rows or [int(r["piece"]) for r in rows] != list(range(int(rows[0]["n_pieces"]))):
         raise IndexDamaged(f"{what} is incomplete in Milvus; {REBUILD_HINT}.")
     return "".join(r["body"] for r in rows)
@@ -546,7 +567,8 @@ def _query_iterate(client, collection, expr, fields, skip):
 
 
 def _meta_generation(client, meta: str) -> int | None:
-    """The newest complete committed generation, or None when there is none."""
+    """The newest complete committed generation, or None when there is none (a writer killed
+    while writing a state leaves some of its pieces)."""
     if not client.has_collection(meta):
         return None
     from pymilvus.client.types import LoadState
@@ -555,18 +577,91 @@ def _meta_generation(client, meta: str) -> int | None:
     # collection when the process that loaded it ends, and a query on it fails.
     if client.get_load_state(meta).get("state") != LoadState.Loaded:
         client.load_collection(meta)
-    rows = client.query(meta, filter="generation >= 0", output_fields=["generation"],
-                        limit=QUERY_PAGE)
-    return max((int(r["generation"]) for r in rows), default=None)
+    rows = client.query(meta, filter="generation >= 0",
+                        output_fields=["generation", "piece", "n_pieces"], limit=QUERY_PAGE)
+    pieces: dict[int, set[int]] = {}
+    for row in rows:
+        pieces.setdefault(int(row["generation"]), set()).add(int(row["piece"]))
+    counts = {int(r["generation"]): int(r["n_pieces"]) for r in rows}
+    return max((g for g, got in pieces.items() if len(got) == counts[g]), default=None)
 
 
-def _read_state(client, names: dict[str, str]) -> dict | None:
-    generation = _meta_generation(client, names["meta"])
+def _read_state(client, meta: str) -> dict | None:
+    generation = _meta_generation(client, meta)
     if generation is None:
         return None
-    rows = client.query(names["meta"], filter=f"generation == {generation}",
+    rows = client.query(meta, filter=f"generation == {generation}",
                         output_fields=["piece", "n_pieces", "body"], limit=QUERY_PAGE)
-    return json.loads(_assemble(rows, f"the state of {names['meta']}"))
+    return json.loads(_assemble(rows, f"the state of {meta}"))
+
+
+def _write_state(client, meta: str, state: dict) -> None:
+    pieces = _pieces(json.dumps(state, ensure_ascii=False))
+    generation = state["generation"]
+    _insert(client, meta, [
+        {"key": f"g{generation:012d}:{i:06d}", "generation": generation, "piece": i,
+         "n_pieces": len(pieces), "body": piece, "_v": [1.0, 0.0]}
+        for i, piece in enumerate(pieces)])
+
+
+def _data_names(name: str, state: dict | None) -> dict[str, str]:
+    """The passages and documents collections a state uses (the plain names before states
+    recorded them)."""
+    names = collection_names(name)
+    return {"passages": names["passages"], "documents": names["documents"],
+            **((state or {}).get("collections") or {})}
+
+
+def _fresh_names(name: str, state: dict | None, generation: int) -> dict[str, str]:
+    """New collections for a rebuild: the plain names, or generation-suffixed ones when the
+    committed state uses the plain ones."""
+    plain = collection_names(name)
+    if state is None or plain["passages"] not in _data_names(name, state).values():
+        return {"passages": plain["passages"], "documents": plain["documents"]}
+    return {"passages": f"{plain['passages']}_g{generation}",
+            "documents": f"{plain['documents']}_g{generation}"}
+
+
+def _garbage_rows(garbage: dict) -> str:
+    """The filter for the passage rows a state replaced: those of its removed and replaced
+    documents with ids below the next id before it (its new rows have ids from there up)."""
+    if not garbage.get("doc_ids"):
+        return ""
+    return (f"id < {int(garbage['below'])} and doc_id in "
+            f"[{', '.join(_literal(d) for d in sorted(garbage['doc_ids']))}]")
+
+
+def _tidy(client, name: str, state: dict | None) -> list[str]:
+    """Remove whatever the committed `state` does not reference, which no reader of it sees:
+    what a killed writer left (a partial state, collections of an unfinished rebuild, rows with
+    ids from the committed next id up, texts of versions it did not commit) and what the state
+    itself replaced (its garbage, the collections and states before it). Each step is safe to
+    repeat, so a writer killed here leaves work for the next one, no damage. Returns the
+    collections it dropped."""
+    meta = collection_names(name)["meta"]
+    if client.has_collection(meta):
+        client.delete(meta, filter=f"generation != {state['generation']}" if state
+                      else "generation >= 0")
+    names = _data_names(name, state) if state else {}
+    ours = re.compile(re.escape(name) + r"_(passages|documents)(_g\d+)?")
+    dropped = [c for c in client.list_collections()
+               if ours.fullmatch(c) and c not in names.values()]
+    for collection in dropped:
+        client.drop_collection(collection)
+    if not state or not all(client.has_collection(c) for c in names.values()):
+        return dropped
+    client.delete(names["passages"], filter=f"id >= {int(state['next_id'])}")
+    if replaced := _garbage_rows(state.get("garbage") or {}):
+        client.delete(names["passages"], filter=replaced)
+    if "records" in state:  # (states before records were kept: nothing known to compare)
+        committed = {(r["doc_id"], r["content_hash"]) for r in state["records"]}
+        stored = {(r["doc_id"], r["content_hash"]) for r in _query_all(
+            client, names["documents"], "piece == 0", ["doc_id", "content_hash"])}
+        for chunk in _chunks(sorted(stored - committed), 100):
+            client.delete(names["documents"], filter=" or ".join(
+                f"(doc_id == {_literal(d)} and content_hash == {_literal(h)})"
+                for d, h in chunk))
+    return dropped
 
 
 def _ensure_collections(client, names: dict[str, str], dimension: int, analysis: str,
@@ -630,11 +725,12 @@ def _create(client, name: str, schema, index) -> None:
 
 def _load(client, uri: str, name: str, writable: bool, analysis: str,
           dense_index: tuple[str, dict]) -> MilvusStore | None:
-    names = collection_names(name)
+    meta = collection_names(name)["meta"]
     try:
-        state = _read_state(client, names)
+        state = _read_state(client, meta)
         if state is None:
             return None
+        names = {**_data_names(name, state), "meta": meta}
         # A collection that is gone is named, not met as a failed call (pymilvus logs every
         # failed call with its traceback).
         if missing := [c for c in names.values() if not client.has_collection(c)]:
@@ -642,19 +738,18 @@ def _load(client, uri: str, name: str, writable: bool, analysis: str,
                                f"{REBUILD_HINT}.")
         for collection in names.values():
             client.load_collection(collection)
-        rows = _query_all(client, names["documents"], 'part == "record"',
-                          ["doc_id", "content_hash", "piece", "n_pieces", "body"])
-        grouped: dict[tuple[str, str], list[dict]] = {}
-        for row in rows:
-            grouped.setdefault((row["doc_id"], row["content_hash"]), []).append(row)
-        records: dict[str, DocumentRecord] = {}
-        for (doc_id, _), parts in sorted(grouped.items()):
-            record = DocumentRecord(**json.loads(_assemble(parts, f"the record of '{doc_id}'")))
-            records[record.doc_id] = record
+        if "records" in state:
+            records = {r["doc_id"]: DocumentRecord(**r) for r in state["records"]}
+        else:  # a state written before records were kept in it: read the record rows
+            records = _record_rows_of(client, names["documents"])
         order = state["config"]
         config = StoreConfig(order["embedder"], order["dimension"], order["chunking"],
                              tuple(order.get("sources", ())), tuple(order.get("excluded", ())))
         generation, next_id = int(state["generation"]), int(state["next_id"])
+        garbage = state.get("garbage") or {}
+        if (replaced := _garbage_rows(garbage)) and not client.query(
+                names["passages"], filter=replaced, limit=1):
+            garbage = {}  # deleted after the commit, as usual: nothing to filter out
     except IndexDamaged:
         raise
     except Exception as exc:
@@ -665,15 +760,28 @@ def _load(client, uri: str, name: str, writable: bool, analysis: str,
                            f"({type(exc).__name__}); {REBUILD_HINT}.") from exc
     store = MilvusStore(client, uri, name, config, generation, records, next_id, writable,
                         committed=True, analysis=state.get("analysis", analysis),
-                        dense_index=dense_index)
-    # The records must be those of the committed generation (a writer mid-commit or killed
-    # mid-commit leaves them out of step): compare with the fingerprint the commit recorded.
+                        dense_index=dense_index, names=names, garbage=garbage)
+    # Record rows (older states) may be out of step with the commit that wrote the state:
+    # compare with the fingerprint it recorded.
     if store.fingerprint != state.get("fingerprint", store.fingerprint):
         if writable:
             raise IndexDamaged(f"The Milvus collection '{name}' at {uri} is out of step with "
                                f"its last commit (a writer stopped mid-commit?); "
                                f"{REBUILD_HINT}.")
     return store
+
+
+def _record_rows_of(client, documents: str) -> dict[str, DocumentRecord]:
+    rows = _query_all(client, documents, 'part == "record"',
+                      ["doc_id", "content_hash", "piece", "n_pieces", "body"])
+    grouped: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        grouped.setdefault((row["doc_id"], row["content_hash"]), []).append(row)
+    records: dict[str, DocumentRecord] = {}
+    for (doc_id, _), parts in sorted(grouped.items()):
+        record = DocumentRecord(**json.loads(_assemble(parts, f"the record of '{doc_id}'")))
+        records[record.doc_id] = record
+    return records
 
 
 def open_milvus_index(uri: str, name: str, token: str = "", client=None,
@@ -740,10 +848,12 @@ class MilvusBackend:
 
     def manifest_sources(self) -> tuple[str, ...]:
         try:
-            state = _read_state(self.client, collection_names(self.name))
+            state = _read_state(self.client, collection_names(self.name)["meta"])
         except Exception:
             return ()
         return tuple(state["config"].get("sources", ())) if state else ()
 
     def collect_garbage(self) -> list[str]:
-        return []  # nothing is left behind: a commit writes into the collections themselves
+        """What killed writers left (called under the writer lock when nothing is committed)."""
+        state = _read_state(self.client, collection_names(self.name)["meta"])
+        return _tidy(self.client, self.name, state) if state else []
