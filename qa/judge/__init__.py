@@ -18,7 +18,7 @@ DEFAULT_JUDGE_MODEL = "qwen-1.5b"
 # P(yes) at or above which the LLM judge accepts, per packaged model: the threshold with the
 # best F0.5 (precision weighted) on the tuning half of eval/adversarial_pairs.jsonl, behind the
 # default pre-filter (see the README's "Support judge" section).
-CALIBRATED_THRESHOLDS = {"qwen-1.5b": 0.66, "qwen-0.5b": 0.5}
+CALIBRATED_THRESHOLDS = {"qwen-1.5b": 0.775, "qwen-0.5b": 0.5}
 
 
 def make_judge(settings: Settings, kind: str | None = None, model: str | None = None

@@ -26,22 +26,38 @@ SYSTEM = ("You are a strict fact checker. You decide whether a claim is supporte
           "from active to passive voice, is supported. Otherwise answer no.")
 QUESTION = "Is the claim fully supported by the evidence? Answer yes or no."
 
-# Worked examples, invented and unrelated to any collection: each teaches one trap. They sit
-# in the cached prefix, so they cost time once per loaded model, not once per claim.
+# Worked examples, invented and unrelated to any collection. The traps ("no") each teach one way a
+# claim can go wrong; the faithful rewordings ("yes") between them keep the model from reading
+# every difference in wording as a trap: with them the judge separated supported from
+# unsupported pairs better on both halves of eval/adversarial_pairs.jsonl (ROC AUC 0.893 ->
+# 0.908 on the tune half, 0.887 -> 0.905 on the test half). They sit in the cached prefix, so
+# they cost time once per loaded model, not once per claim.
 EXAMPLES = (
     ("The council and the mayor disagree on the budget: the former wants cuts, while the latter "
      "has proposed new spending.", "The mayor wants cuts, while the council proposes spending.",
      "no"),
+    ("The museum shut its doors to visitors in 2019 after part of the roof collapsed.",
+     "After part of the roof fell in, the museum closed to the public in 2019.", "yes"),
     ("The council and the mayor disagree on the budget: the former wants cuts, while the latter "
      "has proposed new spending.", "The council favours cutting the budget.", "yes"),
+    ("The orchestra was founded in 1921.\n\nIts first conductor was Lena Varga, who led it for "
+     "a decade.", "Lena Varga was the first conductor of the orchestra founded in 1921.", "yes"),
     ("The supplier refused to ship the turbines to the plant.",
      "The supplier shipped the turbines to the plant.", "no"),
+    ("The court did not accept the appeal, saying that no new evidence had been offered.",
+     "The appeal was rejected because no new evidence was offered.", "yes"),
     ("The flood damaged 120 homes and destroyed 35 bridges in the valley.",
      "The flood destroyed 120 bridges.", "no"),
+    ("Farmers in the north rely more on rain than those in the south, who mostly irrigate.",
+     "Southern farmers mostly irrigate, whereas northern ones depend more on rain.", "yes"),
     ("The new drug may have reduced the infection rate.", "The new drug reduced the infection rate.",
      "no"),
+    ("Officials said the fire may have started in the kitchen.",
+     "According to officials, the fire possibly began in the kitchen.", "yes"),
     ("Engineers from Canada designed the bridge, which Mexico paid for.",
      "The bridge was designed by Canadian engineers.", "yes"),
+    ("Ferries between the two islands run every hour during the summer months.",
+     "Ferries between the two islands run every hour during the summer months.", "yes"),
     ("Engineers from Canada designed the bridge, which Mexico paid for.",
      "The bridge was designed by engineers from the US.", "no"),
     ("The committee met in Vienna in March.", "The committee met in Vienna in March to approve "
