@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -341,6 +342,44 @@ def eval_command(
     except UserError as exc:
         fail(str(exc))
     typer.echo(f"Report: {run_dir / 'report.html'}  (summary: {run_dir / 'summary.json'})")
+
+
+@app.command("calibrate")
+def calibrate_command(
+    questions: Path = typer.Argument(..., help="Questions with 'answerable' (.jsonl), e.g. "
+                                     "eval/seed_questions.jsonl."),
+    split: Optional[str] = typer.Option(None, "--split", help="Only questions whose 'split' "
+                                        "is this: calibrate on 'tune', report on 'test'."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the thresholds, store nothing."),
+    data_dir: Optional[Path] = typer.Option(None, help="Where the index is kept (QA_DATA_DIR)."),
+) -> None:
+    """Choose the abstention thresholds for this index's embedder and judge, and store them
+    with the index (QA_DATA_DIR/calibration.json)."""
+    from eval.questions import load_questions
+
+    from .calibration import calibrate, save
+    from .compose import Components
+
+    try:
+        settings = Settings.from_env(data_dir=data_dir)
+        chosen = [q for q in load_questions(questions) if split is None or q.split == split]
+        if not any(q.answerable for q in chosen) or all(q.answerable for q in chosen):
+            where = f" (split {split!r})" if split else ""
+            fail(f"Calibration needs answerable and unanswerable questions; {questions}{where} "
+                 f"has {sum(q.answerable for q in chosen)} answerable of {len(chosen)}: mark "
+                 f"some with \"answerable\": false")
+        # Measured without any stored thresholds (the judge is asked about every question).
+        assistant = Components(replace(settings, calibration=False)).assistant()
+        bar, _, _ = _progress_bar("questions")
+        bar.total = len(chosen)
+        result = calibrate(assistant, chosen, str(questions), split or "",
+                           lambda done, total: bar.update())
+        bar.close()
+        typer.echo(result.summary())
+        if not dry_run:
+            typer.echo(f"stored in {save(settings.data_dir, result)}")
+    except UserError as exc:
+        fail(str(exc))
 
 
 @app.command("check")

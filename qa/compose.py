@@ -119,9 +119,13 @@ class Components:
 
     def assistant(self, store: DocumentStore | None = None) -> Assistant:
         """An Assistant over `store` (default: the current index) sharing this root's parts."""
+        from .calibration import calibrated_settings
         from .pipeline import Assistant
 
-        return Assistant(self.settings, self.retriever(store), self.generator, self.judge)
+        retriever = self.retriever(store)
+        # Thresholds measured for this index's embedder and this judge, when stored.
+        settings = calibrated_settings(self.settings, retriever.store.config.embedder)
+        return Assistant(settings, retriever, self.generator, self.judge)
 
 
 def load_assistant(settings: Settings, generator_factory: Callable[[], Generator] | None = None

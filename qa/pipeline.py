@@ -183,10 +183,12 @@ class Assistant:
         documents = [(r.doc_id, r.title) for r in self.retriever.store.list_documents()]
         return by_document(question, answer, pool, documents, self.score_sentences, depth)
 
-    def _evidence_signal(self, question: str, hits: Sequence[Hit]) -> EvidenceSignal:
-        """Similarity and answerability; a judge that fails leaves the similarity alone to
-        decide (the model's answer is still verified sentence by sentence)."""
-        floor = self.settings.abstain_threshold
+    def _evidence_signal(self, question: str, hits: Sequence[Hit],
+                         floor: float | None = None) -> EvidenceSignal:
+        """Similarity and answerability (asked only above the floor); a judge that fails leaves
+        the similarity alone to decide (the model's answer is still verified sentence by
+        sentence)."""
+        floor = self.settings.abstain_threshold if floor is None else floor
         try:
             if self._answerability is None:
                 self._answerability = answerability_for(self.judge, self.settings)
@@ -195,6 +197,21 @@ class Assistant:
         except BackendError:
             return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
                                    None)
+
+    @property
+    def answerability_name(self) -> str:
+        """The answerability judge in use ("none" when only the similarity floor decides)."""
+        if self._answerability is None:
+            try:
+                self._answerability = answerability_for(self.judge, self.settings)
+            except BackendError:
+                return "none"
+        return self._answerability.name if self._answerability is not None else "none"
+
+    def measure_evidence(self, question: str) -> EvidenceSignal:
+        """Both abstention signals for a question, the judge asked whatever the similarity
+        (for `qa calibrate`)."""
+        return self._evidence_signal(question, self.passages_for(question), float("-inf"))
 
     def _abstain(self, base: Answer, signal: EvidenceSignal) -> Answer:
         if signal.best_similarity < self.settings.abstain_threshold:

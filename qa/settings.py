@@ -118,7 +118,13 @@ class Settings:
                                    "name or .gguf path, 'generator' for the answer model, or "
                                    "'literal' to join it to the previous question as typed.")
     abstain_threshold: float = _setting(0.16, "Dense similarity of the best passage below which "
-                                        "the assistant says the documents do not answer.")
+                                        "the assistant says the documents do not answer "
+                                        "(measured for all-MiniLM-L6-v2; `qa calibrate` "
+                                        "measures it for another embedder).")
+    calibration: bool = _setting(True, "Use the thresholds `qa calibrate` stored in "
+                                 "QA_DATA_DIR/calibration.json (when measured with the index's "
+                                 "embedder and the configured judge) instead of "
+                                 "QA_ABSTAIN_THRESHOLD and QA_ANSWER_THRESHOLD.")
     repair: bool = _setting(True, "When nothing the model wrote is supported, ask it once more to "
                             "restate the best evidence sentences (re-judged) before answering "
                             "with quotes.")
