@@ -12,14 +12,16 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .chunking import CHUNKER_VERSION, ChunkingParams, chunk_text, embedding_text
-from .contracts import Document
+from .chunking import (CHUNKER_VERSION, ChunkingParams, chunk_ahead, chunk_text,
+                       embedding_text)
+from .contracts import Document, Passage
 from .embedding import Embedder
 from .errors import IndexDamaged, IndexMismatch, UserError
 from .lock import writer_lock
@@ -164,41 +166,139 @@ class _Applied:
     skipped: list[Skipped]
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One file read and, when its text is new or changed, cut into passages."""
+
+    document: Document | None = None
+    passages: list[Passage] | None = None  # None: the stored text is unchanged, reuse it
+    skipped: Skipped | None = None
+
+
+class _Waiting:
+    """A document whose passages are (partly) still to be embedded."""
+
+    def __init__(self, document: Document, passages: list[Passage], dimension: int) -> None:
+        self.document, self.passages = document, passages
+        self.vectors = np.zeros((len(passages), dimension), np.float32)
+        self.missing = len(passages)
+
+
+class _Batcher:
+    """Embeds the passages of consecutive documents together, longest first, in full batches.
+
+    The encoder pads every batch to its longest text. One embed call per document gives each
+    document a part-filled batch, and mixes its short last passages of sections with full ones:
+    ~6% more padded tokens on the seeds than encoding all passages at once (which sorts them
+    all by length). Here a pool of at least 3 batches' worth is kept and its longest passages are
+    embedded a whole batch at a time, which leaves padding within 1% of the all-at-once case.
+    Documents are written to the store in their order, once all their vectors are there.
+    """
+
+    def __init__(self, store: WritableStore, embedder: Embedder) -> None:
+        self.store, self.embedder = store, embedder
+        # Whole local batches; for a remote encoder, enough to keep its requests in flight.
+        self.size = (getattr(embedder, "batch_size", 32) *
+                     getattr(embedder, "concurrency", 1))
+        self.pool_size = 3 * self.size
+        # Passages held for documents not yet written, whatever their state; past this the
+        # whole pool is embedded, so that one short passage cannot hold back every document.
+        self.max_held = 16 * self.size
+        self.waiting: deque[_Waiting] = deque()
+        self.pool: list[tuple[str, _Waiting, int]] = []  # (text, document, passage index)
+        self.held = 0
+
+    def add(self, document: Document, passages: list[Passage]) -> list[str]:
+        """Queue a document; returns the ids of the documents written meanwhile."""
+        waiting = _Waiting(document, passages, self.embedder.dimension)
+        self.waiting.append(waiting)
+        self.held += len(passages)
+        self.pool += [(embedding_text(p), waiting, i) for i, p in enumerate(passages)]
+        while len(self.pool) >= self.pool_size:
+            self.pool.sort(key=lambda entry: len(entry[0]), reverse=True)
+            self._embed(self.size)
+        if self.held > self.max_held:
+            self._embed(len(self.pool))
+        return self._write()
+
+    def finish(self) -> list[str]:
+        self._embed(len(self.pool))  # the encoder sorts these by length itself
+        return self._write()
+
+    def _embed(self, n: int) -> None:
+        chosen, self.pool = self.pool[:n], self.pool[n:]
+        if not chosen:
+            return
+        vectors = self.embedder.embed([text for text, _, _ in chosen])
+        for (_, waiting, i), vector in zip(chosen, vectors):
+            waiting.vectors[i] = vector
+            waiting.missing -= 1
+
+    def _write(self) -> list[str]:
+        written: list[str] = []
+        while self.waiting and not self.waiting[0].missing:
+            waiting = self.waiting.popleft()
+            self.held -= len(waiting.passages)
+            self.store.delete_documents([waiting.document.doc_id])
+            self.store.add_documents([waiting.document], waiting.passages, waiting.vectors)
+            written.append(waiting.document.doc_id)
+        return written
+
+
 def _apply(store: WritableStore, files: list[Path], ids: dict[str, str], embedder: Embedder,
            params: ChunkingParams, progress: Callable[[int], None] | None) -> _Applied:
     """Read the files and bring their documents in the store up to date."""
     metadata = _folder_metadata(files)
-    embedded: list[str] = []
-    reused = updated = 0
-    skipped: list[Skipped] = []
-    for file in files:
+    # Each file has its own id, so the hashes stored before the loop are the ones to compare.
+    stored_hashes = {r.doc_id: r.content_hash for r in store.list_documents()}
+
+    def prepare(file: Path) -> _Prepared:
         source = _absolute(file)
         try:
             document = read_document(file, ids[source])
         except ValueError as exc:
-            skipped.append(Skipped(str(file), str(exc)))
-            if progress:
-                progress(1)
-            continue
+            return _Prepared(skipped=Skipped(str(file), str(exc)))
         document = _with_metadata(replace(document, source=source), metadata.get(source))
-        old = store.get_document(document.doc_id)
-        if old is not None and old.content_hash == document.content_hash:
-            fresh = DocumentRecord(document.doc_id, source, document.title, document.kind,
-                                   document.content_hash, old.n_passages, dict(document.meta))
+        if stored_hashes.get(document.doc_id) == document.content_hash:
+            return _Prepared(document)
+        return _Prepared(document, chunk_text(document.doc_id, document.text,
+                                              embedder.count_tokens, params))
+
+    def done(n: int) -> None:
+        if progress and n:
+            progress(n)
+
+    batcher = _Batcher(store, embedder)
+    embedded: list[str] = []
+    reused = updated = 0
+    skipped: list[Skipped] = []
+    # Reading and chunking (pysbd, pure Python) of the next files runs while the encoder
+    # (torch, which releases the GIL) embeds the passages before them. On 2 idle cores the
+    # encoder already keeps both busy and this gains little; on a shared, busy machine it
+    # was ~5-10% faster. Unchanged files are only read and hashed, as before.
+    for _, prepared in chunk_ahead(files, prepare):
+        document, passages = prepared.document, prepared.passages
+        if document is None:
+            skipped.append(prepared.skipped)
+            done(1)
+        elif passages is None:
+            old = store.get_document(document.doc_id)
+            fresh = DocumentRecord(document.doc_id, document.source, document.title,
+                                   document.kind, document.content_hash, old.n_passages,
+                                   dict(document.meta))
             if (old.source, old.title, old.kind, old.meta) != \
                     (fresh.source, fresh.title, fresh.kind, fresh.meta):
                 store.update_record(fresh)
                 updated += 1
             reused += 1
+            done(1)
         else:
-            passages = chunk_text(document.doc_id, document.text, embedder.count_tokens, params)
-            vectors = (embedder.embed([embedding_text(p) for p in passages]) if passages
-                       else np.zeros((0, embedder.dimension), np.float32))
-            store.delete_documents([document.doc_id])
-            store.add_documents([document], passages, vectors)
-            embedded.append(document.doc_id)
-        if progress:
-            progress(1)
+            written = batcher.add(document, passages)
+            embedded += written
+            done(len(written))
+    written = batcher.finish()
+    embedded += written
+    done(len(written))
     return _Applied(embedded, reused, updated, skipped)
 
 
