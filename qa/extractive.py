@@ -63,14 +63,28 @@ def rank_evidence(question: str, hits: Sequence[Hit], scorer: SentenceScorer | N
 
 
 def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None,
-                      max_quotes: int = 2) -> tuple[str, tuple[AnswerSentence, ...], tuple[Citation, ...]]:
-    """The passage sentences closest to the question (one per passage), quoted with markers."""
+                      max_quotes: int = 3, spread: bool = False
+                      ) -> tuple[str, tuple[AnswerSentence, ...], tuple[Citation, ...]]:
+    """The passage sentences closest to the question (one per passage), quoted with markers.
+
+    Three quotes, not two: on the tune half of the team set the third raised key-fact coverage
+    of the quotes alone from 0.514 to 0.569, most on questions whose answer spans passages.
+    `spread` (comparison questions) takes each document's best sentence first, so every side
+    that speaks is quoted before any document is quoted twice.
+    """
+    ranked = rank_evidence(question, hits, scorer)
     chosen: list[Evidence] = []
-    for evidence in rank_evidence(question, hits, scorer):
-        if all(evidence.n != other.n for other in chosen):
+
+    def take(evidence: Evidence) -> None:
+        if len(chosen) < max_quotes and all(evidence.n != other.n for other in chosen):
             chosen.append(evidence)
-        if len(chosen) == max_quotes:
-            break
+
+    if spread:
+        for evidence in ranked:
+            if all(evidence.hit.doc_id != other.hit.doc_id for other in chosen):
+                take(evidence)
+    for evidence in ranked:
+        take(evidence)
     pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)

@@ -239,7 +239,8 @@ class Assistant:
         return None
 
     def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit]) -> Answer:
-        text, sentences, citations = extractive_answer(question, hits, self.score_sentences)
+        text, sentences, citations = extractive_answer(question, hits, self.score_sentences,
+                                                       spread=is_comparison(question))
         why = ("the model backend failed" if base.error else
                "nothing the model wrote was supported by the passages")
         return replace(base, answer=text, sentences=sentences, citations=citations,

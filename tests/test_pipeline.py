@@ -259,3 +259,14 @@ def test_comparison_questions_get_passages_from_several_documents(replay_assista
     assert [h.rank for h in spread] == [1, 2, 3, 4, 5]
     answer = assistant.ask(QUESTION)
     assert len({h.doc_id for h in answer.passages}) >= min(3, len(docs_in_pool))
+
+
+def test_quotes_for_a_comparison_question_come_from_each_document_first(replay_assistant):
+    assistant = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1, repair=False)
+    answer = assistant.ask("How do the documents differ on the future of Assad?")
+    assert answer.mode == "extractive"
+    quoted = [answer.passages[c.n - 1].doc_id for c in answer.citations]
+    shown = {hit.doc_id for hit in answer.passages}
+    assert len(quoted) == 3 and len(set(c.n for c in answer.citations)) == 3
+    assert len(set(quoted)) == min(3, len(shown))  # no document twice while another is unquoted
+    quotes_resolve(answer)
