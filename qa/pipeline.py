@@ -228,13 +228,14 @@ class Assistant:
         """The best evidence sentence to close a model answer with.
 
         Tiny models answer thinly ("They disagree on the budget [2]."), so the answer ends with the
-        passage sentence closest to the question, quoted. One citation per passage number: a
-        sentence from an already cited passage is used only when it is that citation's quote.
+        passage sentence closest to the question, quoted, from a passage the answer does not cite
+        yet: a quote of a passage already cited would only repeat what its sentence says (its
+        exact words open from the citation), and one citation per passage number keeps the
+        markers unambiguous.
         """
-        quotes = {c.n: (c.start, c.end) for c in citations}
+        cited = {c.n for c in citations}
         for evidence in rank_evidence(question, hits, self.score_sentences)[:10]:
-            span = (evidence.sentence.start, evidence.sentence.end)
-            if evidence.n not in quotes or quotes[evidence.n] == span:
+            if evidence.n not in cited:
                 return evidence.as_answer()
         return None
 
@@ -318,8 +319,7 @@ class Assistant:
             if closing:
                 sentence, citation = closing
                 sentences.append(replace(sentence, text="The documents say: " + sentence.text))
-                if all(c.n != citation.n for c in citations):
-                    citations.append(citation)
+                citations.append(citation)
                 citations.sort(key=lambda c: c.n)
             return replace(base, answer=" ".join(s.text for s in sentences),
                            sentences=tuple(sentences), citations=tuple(citations), mode=mode,

@@ -1,7 +1,8 @@
 """A deterministic support judge for fast tests: a real implementation of the judge seam.
 
-It accepts a claim only when every content word of it occurs in the evidence and the lexical
-pre-filter, with every rule on, finds nothing wrong: far stricter than a model (no paraphrases), never lenient.
+It accepts a claim copied verbatim from the evidence, or one whose every content word occurs in
+the evidence when the lexical pre-filter, with every rule on, finds nothing wrong: far stricter
+than a model (no paraphrases), never lenient.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ class StrictWordJudge:
     def judge(self, claims: Sequence[Claim]) -> list[Verdict]:
         verdicts = []
         for claim in claims:
-            share = coverage(claim.text, normalize_for_search(claim.evidence_text))
-            ok = share == 1.0 and not rejection(claim, PrefilterRules(roles=True))
+            evidence = normalize_for_search(claim.evidence_text)
+            share = coverage(claim.text, evidence)
+            # Words copied verbatim are supported; the role-swap rule (on here) misreads a
+            # passage whose other sentences name the same actors in another order.
+            verbatim = " ".join(normalize_for_search(claim.text).split()) in " ".join(
+                evidence.split())
+            ok = verbatim or (share == 1.0 and not rejection(claim, PrefilterRules(roles=True)))
             verdicts.append(Verdict(SUPPORTED if ok else UNSUPPORTED, share, self.name))
         return verdicts
 

@@ -270,3 +270,16 @@ def test_quotes_for_a_comparison_question_come_from_each_document_first(replay_a
     assert len(quoted) == 3 and len(set(c.n for c in answer.citations)) == 3
     assert len(set(quoted)) == min(3, len(shown))  # no document twice while another is unquoted
     quotes_resolve(answer)
+
+
+def test_the_closing_quote_never_repeats_a_passage_the_answer_already_cites(replay_assistant):
+    probe = replay_assistant("", abstain_threshold=-1)
+    hits = probe.passages_for(QUESTION)
+    best = rank_evidence(QUESTION, hits, probe.score_sentences)[0]  # what would close the answer
+    reply = f"{' '.join(best.sentence.text.split())} [{best.n}]"
+    answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
+    assert answer.mode == "model" and answer.sentences[0].citations == (best.n,)
+    closing = [s for s in answer.sentences if s.text.startswith("The documents say: ")]
+    assert len(closing) == 1 and closing[0].citations[0] != best.n
+    assert len({c.n for c in answer.citations}) == len(answer.citations) == 2
+    quotes_resolve(answer)
