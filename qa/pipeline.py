@@ -19,7 +19,7 @@ from .backends.base import BackendError, GenerationOptions, Generator
 from .by_document import by_document
 from .citations import verify
 from .judge import SupportJudge
-from .judge.answerability import answerability_for
+from .judge.answerability import answerability_for, remembered
 from .judge.base import AnswerabilityJudge
 from .contracts import Answer, DocumentView, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
@@ -63,7 +63,7 @@ class Assistant:
         self._judge_factory = judge_factory or (lambda: _default_judge(settings))
         self._judge: SupportJudge | None = None
         # Does any evidence sentence answer the question? By default the judge's own model.
-        self._answerability = answerability
+        self._answerability = remembered(answerability)
         # Follow-ups: a model's standalone rewrite when it keeps the user's words (QA_FOLLOWUP_MODEL).
         self._rewriter = rewriter or make_rewriter(settings, lambda: self.generator)
 
@@ -191,7 +191,7 @@ class Assistant:
         floor = self.settings.abstain_threshold if floor is None else floor
         try:
             if self._answerability is None:
-                self._answerability = answerability_for(self.judge, self.settings)
+                self._answerability = remembered(answerability_for(self.judge, self.settings))
             return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
                                    self._answerability)
         except BackendError:
@@ -203,7 +203,7 @@ class Assistant:
         """The answerability judge in use ("none" when only the similarity floor decides)."""
         if self._answerability is None:
             try:
-                self._answerability = answerability_for(self.judge, self.settings)
+                self._answerability = remembered(answerability_for(self.judge, self.settings))
             except BackendError:
                 return "none"
         return self._answerability.name if self._answerability is not None else "none"
@@ -240,8 +240,15 @@ class Assistant:
         return None
 
     def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit]) -> Answer:
-        text, sentences, citations = extractive_answer(question, hits, self.score_sentences,
-                                                       spread=is_comparison(question))
+        check, spread = self._answerability, is_comparison(question)
+        try:
+            # Quotes after the best one only when the answerability judge says they answer.
+            text, sentences, citations = extractive_answer(
+                question, hits, self.score_sentences, spread=spread,
+                answers=(check.answer_scores, check.threshold) if check is not None else None)
+        except BackendError:
+            text, sentences, citations = extractive_answer(question, hits, self.score_sentences,
+                                                           spread=spread)
         why = ("the model backend failed" if base.error else
                "nothing the model wrote was supported by the passages")
         return replace(base, answer=text, sentences=sentences, citations=citations,

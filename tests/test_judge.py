@@ -209,3 +209,27 @@ def test_cross_encoder_judge_reads_entailment_from_a_local_nli_folder(tmp_path):
     model.save(str(tmp_path / "plain"))
     with pytest.raises(UserError, match="no 'entailment' label"):
         make_judge(Settings(), "cross-encoder", str(tmp_path / "plain"))
+
+
+def test_remembered_answerability_asks_the_judge_once_per_question_and_text():
+    from qa.judge.answerability import remembered
+
+    from judges import WordAnswerability
+
+    class Counting(WordAnswerability):
+        asked: list[str] = []
+
+        def answer_scores(self, question, texts):
+            self.asked.extend(texts)
+            return super().answer_scores(question, texts)
+
+    inner = Counting()
+    check = remembered(inner)
+    assert remembered(check) is check and remembered(None) is None
+    first = check.answer_scores("Who built the bridge?", ["The city built the bridge.", "Rain."])
+    again = check.answer_scores("Who built the bridge?", ["Rain.", "The city built the bridge."])
+    assert again == first[::-1] and first == inner.answer_scores(
+        "Who built the bridge?", ["The city built the bridge.", "Rain."])
+    assert inner.asked[:2] == ["The city built the bridge.", "Rain."] and len(inner.asked) == 4
+    check.answer_scores("Who paid for it?", ["Rain."])  # another question is asked again
+    assert inner.asked[-1] == "Rain." and len(inner.asked) == 5

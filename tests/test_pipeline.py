@@ -283,3 +283,24 @@ def test_the_closing_quote_never_repeats_a_passage_the_answer_already_cites(repl
     assert len(closing) == 1 and closing[0].citations[0] != best.n
     assert len({c.n for c in answer.citations}) == len(answer.citations) == 2
     quotes_resolve(answer)
+
+
+def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assistant):
+    question = "Which side insists on maintaining Assad, and which is more flexible?"
+    plain = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
+                             repair=False).ask(question)
+    quotes = {c.n: c.quote for c in plain.citations}
+    check = WordAnswerability()
+    scores = dict(zip(quotes, check.answer_scores(question, list(quotes.values()))))
+    # Only the quotes sharing the most question words count as answering here.
+    check.threshold = max(scores.values())
+    assert min(scores.values()) < check.threshold
+    checked = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1, repair=False,
+                               answerability=check).ask(question)
+    assert plain.mode == checked.mode == "extractive"
+    kept = [c.n for c in checked.citations]
+    assert set(kept) <= set(quotes) and len(kept) < len(quotes)  # padding was dropped
+    # The best quote stays whatever its score; every other kept quote answers, none that does goes.
+    assert len([n for n in kept if scores[n] < check.threshold]) <= 1
+    assert all(n in kept for n in quotes if scores[n] >= check.threshold)
+    quotes_resolve(checked)

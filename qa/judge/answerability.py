@@ -12,6 +12,8 @@ sentence in the prompt, so the sentences checked for one question share its toke
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 
@@ -101,3 +103,36 @@ def answerability_for(judge: SupportJudge, settings: Settings) -> AnswerabilityJ
         threshold = settings.answer_threshold or CALIBRATED_THRESHOLDS.get(judge.model, 0.5)
         return LlamaAnswerability(settings, judge.model, threshold)
     return None
+
+
+class RememberedAnswerability:
+    """An answerability judge that keeps its recent scores: abstention and the choice of quotes
+    ask about the same best evidence sentences of one question, and each ask is a model call."""
+
+    def __init__(self, inner: AnswerabilityJudge, size: int = 512) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.threshold = inner.threshold
+        self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]:
+        with self._lock:
+            known = {t: self._scores[(question, t)] for t in texts if (question, t) in self._scores}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, self.inner.answer_scores(question, missing)))
+            with self._lock:
+                for text in missing:
+                    self._scores[(question, text)] = known[text]
+                while len(self._scores) > self._size:
+                    self._scores.popitem(last=False)
+        return [known[t] for t in texts]
+
+
+def remembered(judge: AnswerabilityJudge | None) -> AnswerabilityJudge | None:
+    """The judge with its scores kept (see RememberedAnswerability); None stays None."""
+    if judge is None or isinstance(judge, RememberedAnswerability):
+        return judge
+    return RememberedAnswerability(judge)
