@@ -40,10 +40,10 @@ class AskRequest(BaseModel):
     """A question and, for follow-ups, the conversation so far (oldest first)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
-        {"question": "Where do Moscow and Tehran disagree on Assad?"},
+        {"question": "Where do the council and the mayor disagree on the budget?"},
         {"question": "And what does Russia want?", "history": [
-            {"question": "Where do Moscow and Tehran disagree on Assad?",
-             "answer": "Iran insists on keeping Assad [1]."}]}]})
+            {"question": "Where do the council and the mayor disagree on the budget?",
+             "answer": "The council wants cuts [1]."}]}]})
 
     question: str = Field(description="The question: not blank, at most QA_MAX_QUESTION_CHARS "
                                       "characters, valid Unicode.",

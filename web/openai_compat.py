@@ -50,10 +50,10 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
         {"messages": [{"role": "user",
-                       "content": "Where do Moscow and Tehran disagree on Assad?"}]},
+                       "content": "Where do the council and the mayor disagree on the budget?"}]},
         {"stream": True, "messages": [
-            {"role": "user", "content": "Where do Moscow and Tehran disagree on Assad?"},
-            {"role": "assistant", "content": "Iran insists on keeping Assad [1]."},
+            {"role": "user", "content": "Where do the council and the mayor disagree on the budget?"},
+            {"role": "assistant", "content": "The council wants cuts [1]."},
             {"role": "user", "content": "And what does Russia want?"}]}]})
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(
