@@ -52,9 +52,10 @@ class ChatRequest(BaseModel):
         {"messages": [{"role": "user",
                        "content": "Where do the council and the mayor disagree on the budget?"}]},
         {"stream": True, "messages": [
-            {"role": "user", "content": "Where do the council and the mayor disagree on the budget?"},
+            {"role": "user",
+             "content": "Where do the council and the mayor disagree on the budget?"},
             {"role": "assistant", "content": "The council wants cuts [1]."},
-            {"role": "user", "content": "And what does Russia want?"}]}]})
+            {"role": "user", "content": "And what does the mayor want?"}]}]})
     model: str = MODEL_ID
     messages: list[ChatMessage] = Field(
         min_length=1, max_length=200,
