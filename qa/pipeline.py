@@ -25,6 +25,7 @@ from .contracts import Answer, DocumentView, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
+from .named_sources import named_documents
 from .overlap import merge_overlapping
 from .prompt import NOT_IN_DOCUMENTS, fit_prompt, make_repair_prompt
 from .retrieve import Retriever, check_question
@@ -120,7 +121,7 @@ class Assistant:
         base = Answer(question=question, standalone_question=standalone, answer="",
                       abstained=False, citations=(), passages=tuple(hits), backend=backend,
                       model=model, timings={"retrieval_ms": retrieval_ms},
-                      notes=(f"evidence: {signal.to_json()}",))
+                      notes=(f"evidence: {signal.to_json()}",) + self._named_note(standalone))
 
         def finish(answer: Answer, first_token_s: float | None = None) -> Event:
             timings = {"retrieval_ms": retrieval_ms,
@@ -167,13 +168,36 @@ class Assistant:
         yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, signal),
                      first_token_s)
 
+    def named_documents(self, question: str) -> tuple[str, ...]:
+        """Ids of the documents the question names by author or publisher (see named_sources)."""
+        return named_documents(question, ((r.doc_id, r.meta)
+                                          for r in self.retriever.store.list_documents()))
+
     def passages_for(self, question: str) -> list[Hit]:
         """The passages the model is shown: the top k, spread over the documents for comparison
-        questions (every side), with overlapping neighbours merged (no sentence twice)."""
+        questions (every side), with overlapping neighbours merged (no sentence twice).
+
+        A question that names documents by author or publisher gets passages from those
+        documents only, each named document's best first: one retrieval per named side.
+        """
         k, mode = self.settings.top_k, self.settings.retrieval_mode
+        named = self.named_documents(question)
+        if named:
+            # A wide pool, so a named document's passages are found even when others outrank it.
+            pool = self.retriever.search(question, max(self.settings.candidates, 20 * k), mode)
+            own = [hit for hit in pool if hit.doc_id in named]
+            if own:
+                return merge_overlapping(round_robin(own, k))
         if is_comparison(question):
             return merge_overlapping(round_robin(self.retriever.search(question, 3 * k, mode), k))
         return merge_overlapping(self.retriever.search(question, k, mode))
+
+    def _named_note(self, question: str) -> tuple[str, ...]:
+        named = self.named_documents(question)
+        if not named:
+            return ()
+        titles = [r.title for r in self.retriever.store.list_documents() if r.doc_id in named]
+        return ("passages only from the documents the question names: " + "; ".join(titles),)
 
     def by_document(self, answer: Answer, depth: int = 10) -> tuple[DocumentView, ...]:
         """Each document's position on the answer's question, with its quote (see by_document)."""
@@ -240,7 +264,8 @@ class Assistant:
         return None
 
     def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit]) -> Answer:
-        check, spread = self._answerability, is_comparison(question)
+        check = self._answerability
+        spread = is_comparison(question) or len(self.named_documents(question)) > 1
         try:
             # Quotes after the best one only when the answerability judge says they answer.
             text, sentences, citations = extractive_answer(

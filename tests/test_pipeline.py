@@ -304,3 +304,22 @@ def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assista
     assert len([n for n in kept if scores[n] < check.threshold]) <= 1
     assert all(n in kept for n in quotes if scores[n] >= check.threshold)
     quotes_resolve(checked)
+
+
+def test_a_question_naming_its_sources_gets_passages_from_them_only(replay_assistant):
+    assistant = replay_assistant("", abstain_threshold=-1)
+    by_author = {r.meta.get("author"): r.doc_id
+                 for r in assistant.retriever.store.list_documents()}
+    kozhanov, front = by_author["Nikolay A. Kozhanov"], by_author["South Front"]
+
+    answer = assistant.ask("What does Kozhanov say about the future of Assad?")
+    assert answer.passages and {h.doc_id for h in answer.passages} == {kozhanov}
+    assert any(note.startswith("passages only from the documents the question names")
+               for note in answer.notes)
+
+    both = assistant.passages_for("Do South Front and Kozhanov agree on the future of Assad?")
+    assert {h.doc_id for h in both} == {kozhanov, front}
+    assert [h.rank for h in both] == list(range(1, len(both) + 1))
+
+    unnamed = assistant.passages_for("What is the future of Assad?")
+    assert len({h.doc_id for h in unnamed}) > 1  # no name, no filter

@@ -1,0 +1,60 @@
+"""Documents a question names by their author or publisher: "according to Kozhanov", "do the
+Institute's piece and Smith agree …".
+
+A reader who names a source wants that source's words, and a comparison of named sources needs
+evidence from each of them, however the rest of the collection ranks. The names come from each
+document's own metadata (`author`, `publisher`, e.g. from a `metadata.json` beside the files), so
+nothing here knows any particular collection; documents without such metadata are never named.
+
+A name counts as named when the question holds all of its words in order ("EastWest Institute"),
+or, for a name that reads like a person's (two to four capitalised words), its last word written
+with a capital ("Kozhanov" for "Nikolay A. Kozhanov").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+NAME_FIELDS = ("author", "publisher")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _names(meta: dict) -> list[str]:
+    names: list[str] = []
+    for field in NAME_FIELDS:
+        value = meta.get(field)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        names.extend(v for v in values if isinstance(v, str) and v.strip())
+    return names
+
+
+def _contains(sequence: Sequence[str], part: Sequence[str]) -> bool:
+    n = len(part)
+    return n > 0 and any(list(sequence[i:i + n]) == list(part)
+                         for i in range(len(sequence) - n + 1))
+
+
+def _names_in(question_words: Sequence[str], name: str) -> bool:
+    # Initials ("A.") are left out: people write "Kozhanov", not "Nikolay A. Kozhanov".
+    words = [w for w in _words(name) if len(w) > 1]
+    if not words:
+        return False
+    folded = [w.casefold() for w in question_words]
+    if _contains(folded, [w.casefold() for w in words]):
+        return True
+    person_like = 2 <= len(words) <= 4 and all(w[0].isupper() for w in words)
+    surname = words[-1]
+    return person_like and len(surname) >= 4 and surname in question_words
+
+
+def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tuple[str, ...]:
+    """The ids of the documents whose author or publisher the question names, in the order
+    given. `documents` are (doc_id, metadata) pairs."""
+    asked = _words(question)
+    return tuple(doc_id for doc_id, meta in documents
+                 if any(_names_in(asked, name) for name in _names(meta)))

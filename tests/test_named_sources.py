@@ -1,0 +1,40 @@
+"""Documents named in a question by author or publisher (qa/named_sources.py)."""
+
+from qa.named_sources import named_documents
+
+DOCUMENTS = [
+    ("a", {"author": "Harbour Policy Institute", "date": "2019"}),
+    ("b", {"author": "Ana M. Ferreira"}),
+    ("c", {"publisher": "The Coastal Review", "author": "South Gate"}),
+    ("d", {}),
+    ("e", {"author": ["Lena Brandt", "Tomas Weil"]}),
+]
+
+
+def test_a_whole_name_names_its_document():
+    assert named_documents("What does the Harbour Policy Institute report say about tolls?",
+                           DOCUMENTS) == ("a",)
+
+
+def test_a_persons_surname_is_enough_but_only_capitalised():
+    assert named_documents("Why, according to Ferreira, did the ferry close?", DOCUMENTS) == ("b",)
+    assert named_documents("why according to ferreira did the ferry close", DOCUMENTS) == ()
+
+
+def test_two_named_sources_in_the_order_of_the_collection():
+    question = "Do Ferreira and the Harbour Policy Institute agree on the tolls?"
+    assert named_documents(question, DOCUMENTS) == ("a", "b")
+
+
+def test_part_of_an_organisations_name_names_nothing():
+    assert named_documents("Which institute studied the harbour policy?", DOCUMENTS) == ()
+    assert named_documents("What did the review say?", DOCUMENTS) == ()
+
+
+def test_publisher_and_author_lists_are_names_too():
+    assert named_documents("What did The Coastal Review publish?", DOCUMENTS) == ("c",)
+    assert named_documents("What does Weil argue?", DOCUMENTS) == ("e",)
+
+
+def test_documents_without_metadata_are_never_named():
+    assert named_documents("What do the documents say?", [("d", {}), ("x", {"author": 3})]) == ()
