@@ -14,6 +14,14 @@ from .textmatch import content_stems, coverage
 
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|she|her|such)\b",
                         re.IGNORECASE)
+# "The passage also discusses the importance of ...": the model describing its sources' topics
+# instead of saying what they say. A verb followed by "that/how/why ..." carries content and stays.
+_ABOUT_THE_SOURCE = re.compile(
+    r"^(?:the|this|that|these|those|each|both|another|one)\s+(?:(?:first|second|third|other|"
+    r"last|same|given|above)\s+)?(?:passage|text|document|source|article|excerpt|quote)s?\s+"
+    r"(?:(?:also|further|mainly|mostly|then)\s+)?(?:discuss|highlight|mention|focus|emphasi[sz]|"
+    r"talk|address|touch|cover|deal|explore)\w*\b(?!\s+(?:that|how|why|what|whether|"
+    r"when|where|who)\b)", re.IGNORECASE)
 MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
@@ -99,6 +107,11 @@ def restates(claim: str, question: str) -> bool:
     return bool(stems) and stems <= set(content_stems(question))
 
 
+def describes_a_source(claim: str) -> bool:
+    """True for a sentence about what a passage covers rather than what it says."""
+    return bool(_ABOUT_THE_SOURCE.match(claim))
+
+
 def make_citation(n: int, hit: Hit, quote: SentenceSpan, score: float) -> Citation:
     return Citation(n=n, doc_id=hit.doc_id, title=hit.title, source=hit.source,
                     start=quote.start, end=quote.end, quote=quote.text,
@@ -152,6 +165,8 @@ def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str 
             continue  # stray fragments ("Answer:", "1.")
         if question and restates(claim, question):
             continue  # "The two councils disagree on the budget." answers nothing asked
+        if describes_a_source(claim):
+            continue  # names a topic, claims nothing a reader could check
         cited = markers(raw)
         valid = tuple(n for n in cited if 1 <= n <= len(hits))
         invalid += len(cited) - len(valid)

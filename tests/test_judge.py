@@ -233,3 +233,29 @@ def test_remembered_answerability_asks_the_judge_once_per_question_and_text():
     assert inner.asked[:2] == ["The city built the bridge.", "Rain."] and len(inner.asked) == 4
     check.answer_scores("Who paid for it?", ["Rain."])  # another question is asked again
     assert inner.asked[-1] == "Rain." and len(inner.asked) == 5
+
+
+class YesJudge:
+    """The most lenient judge there is: it accepts every claim."""
+
+    name = "always-yes"
+
+    def judge(self, claims):
+        return [Verdict(SUPPORTED, 1.0, self.name) for _ in claims]
+
+
+def test_sentences_about_what_a_passage_covers_are_dropped_even_by_a_lenient_judge():
+    from qa.citations import describes_a_source, verify
+    from qa.contracts import Hit
+
+    text = "Iran stands for maintaining the current status quo. Russia wants a coalition."
+    hit = Hit(1, 1.0, "d", "T", "d.txt", 0, len(text), text)
+    checked = verify("The passage also discusses the importance of the status quo [1]. This "
+                     "passage highlights that Iran stands for the status quo [1].", [hit],
+                     YesJudge())
+    assert [s.text for s in checked.sentences] == [
+        "This passage highlights that Iran stands for the status quo [1]."]
+    assert describes_a_source("The second document focuses on the economy.")
+    assert describes_a_source("These texts talk about trade.")
+    assert not describes_a_source("The documents say Iran wants the status quo.")
+    assert not describes_a_source("The passage shows how Russia changed course.")
