@@ -159,6 +159,7 @@ def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str 
     """
     drafts: list[_Draft | None] = []  # None: a sentence leaning on a removed one
     invalid = 0
+    seen: set[str] = set()  # small models loop and write the same sentence again
     for raw in split_answer(answer):
         claim = strip_markers(raw)
         if len(claim.split()) < 3 and not markers(raw):
@@ -167,6 +168,10 @@ def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str 
             continue  # "The two councils disagree on the budget." answers nothing asked
         if describes_a_source(claim):
             continue  # names a topic, claims nothing a reader could check
+        said = " ".join(normalize_for_search(claim).casefold().split())
+        if said in seen:
+            continue  # a repeat adds nothing and would show its quote twice
+        seen.add(said)
         cited = markers(raw)
         valid = tuple(n for n in cited if 1 <= n <= len(hits))
         invalid += len(cited) - len(valid)

@@ -259,3 +259,14 @@ def test_sentences_about_what_a_passage_covers_are_dropped_even_by_a_lenient_jud
     assert describes_a_source("These texts talk about trade.")
     assert not describes_a_source("The documents say Iran wants the status quo.")
     assert not describes_a_source("The passage shows how Russia changed course.")
+
+
+def test_a_sentence_the_model_wrote_twice_is_shown_once():
+    from qa.citations import verify
+    from qa.contracts import Hit
+
+    text = "Iran stands for maintaining the current status quo. Russia wants a coalition."
+    hit = Hit(1, 1.0, "d", "T", "d.txt", 0, len(text), text)
+    said = "Iran stands for maintaining the current status quo [1]."
+    checked = verify(f"{said} Russia wants a coalition [1]. {said}", [hit], StrictWordJudge())
+    assert [s.text for s in checked.sentences] == [said, "Russia wants a coalition [1]."]
