@@ -193,10 +193,11 @@ class Assistant:
         return merge_overlapping(self.retriever.search(question, k, mode))
 
     def _named_note(self, question: str) -> tuple[str, ...]:
-        named = self.named_documents(question)
+        records = self.retriever.store.list_documents()
+        named = named_documents(question, ((r.doc_id, r.meta) for r in records))
         if not named:
             return ()
-        titles = [r.title for r in self.retriever.store.list_documents() if r.doc_id in named]
+        titles = [r.title for r in records if r.doc_id in named]
         return ("passages only from the documents the question names: " + "; ".join(titles),)
 
     def by_document(self, answer: Answer, depth: int = 10) -> tuple[DocumentView, ...]:
