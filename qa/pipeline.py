@@ -13,6 +13,7 @@ from dataclasses import replace
 
 
 from index.chunking import normalize_for_search
+from index.store_protocol import DocumentRecord
 
 from .abstain import EvidenceSignal, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator
@@ -31,6 +32,10 @@ from .prompt import NOT_IN_DOCUMENTS, fit_prompt, make_repair_prompt
 from .retrieve import Retriever, check_question
 from .settings import Settings
 
+# Candidate sentences for the closing quote put to the answerability judge (the best few by
+# rank_evidence among passages the answer does not cite; the top ones are mostly scored already
+# by the abstention check, and the judge remembers its scores).
+CLOSING_CANDIDATES = 3
 ABSTAIN_TEXT = ("The documents don't say. None of the indexed documents answers this question; "
                 "the passages below are related, but not an answer.")
 _REFUSAL = re.compile(r"documents? (?:do|does) not (?:say|answer|mention)|not (?:mentioned|stated)"
@@ -113,7 +118,10 @@ class Assistant:
         if standalone != question:
             yield Event("rewrite", standalone)
         # Overlapping neighbours merged: no sentence is shown (or quoted) twice.
-        hits = self.passages_for(standalone)
+        named = self.named_sources(standalone)
+        hits = self.passages_for(standalone, named)
+        # Quotes spread over the documents when the question compares them or names several.
+        spread = is_comparison(standalone) or len(named) > 1
         signal = self._evidence_signal(standalone, hits)
         retrieval_ms = _ms(time.perf_counter() - started)
         yield Event("passages", hits)
@@ -121,7 +129,7 @@ class Assistant:
         base = Answer(question=question, standalone_question=standalone, answer="",
                       abstained=False, citations=(), passages=tuple(hits), backend=backend,
                       model=model, timings={"retrieval_ms": retrieval_ms},
-                      notes=(f"evidence: {signal.to_json()}",) + self._named_note(standalone))
+                      notes=(f"evidence: {signal.to_json()}",) + _named_note(named, hits))
 
         def finish(answer: Answer, first_token_s: float | None = None) -> Event:
             timings = {"retrieval_ms": retrieval_ms,
@@ -157,7 +165,8 @@ class Assistant:
                     close()
         except BackendError as exc:
             yield Event("error", str(exc))
-            fallback = self._from_evidence(replace(base, error=str(exc)), standalone, hits)
+            fallback = self._from_evidence(replace(base, error=str(exc)), standalone, hits,
+                                           spread)
             yield finish(fallback)
             return
 
@@ -165,40 +174,35 @@ class Assistant:
                        dropped_passages=fitted.dropped,
                        notes=base.notes + ((f"{fitted.dropped} lower-ranked passages left out "
                                             f"to fit the model's context",) if fitted.dropped else ()))
-        yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, signal),
+        yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, spread),
                      first_token_s)
 
-    def named_documents(self, question: str) -> tuple[str, ...]:
-        """Ids of the documents the question names by author or publisher (see named_sources)."""
-        return named_documents(question, ((r.doc_id, r.meta)
-                                          for r in self.retriever.store.list_documents()))
+    def named_sources(self, question: str) -> tuple[DocumentRecord, ...]:
+        """The documents the question names by author or publisher (see qa/named_sources.py)."""
+        records = self.retriever.store.list_documents()
+        named = set(named_documents(question, ((r.doc_id, r.meta) for r in records)))
+        return tuple(r for r in records if r.doc_id in named)
 
-    def passages_for(self, question: str) -> list[Hit]:
+    def passages_for(self, question: str,
+                     named: Sequence[DocumentRecord] | None = None) -> list[Hit]:
         """The passages the model is shown: the top k, spread over the documents for comparison
         questions (every side), with overlapping neighbours merged (no sentence twice).
 
         A question that names documents by author or publisher gets passages from those
         documents only, each named document's best first: one retrieval per named side.
+        `named` is those documents when the caller has looked them up already.
         """
         k, mode = self.settings.top_k, self.settings.retrieval_mode
-        named = self.named_documents(question)
-        if named:
+        named_ids = {r.doc_id for r in (self.named_sources(question) if named is None else named)}
+        if named_ids:
             # A wide pool, so a named document's passages are found even when others outrank it.
             pool = self.retriever.search(question, max(self.settings.candidates, 20 * k), mode)
-            own = [hit for hit in pool if hit.doc_id in named]
+            own = [hit for hit in pool if hit.doc_id in named_ids]
             if own:
                 return merge_overlapping(round_robin(own, k))
         if is_comparison(question):
             return merge_overlapping(round_robin(self.retriever.search(question, 3 * k, mode), k))
         return merge_overlapping(self.retriever.search(question, k, mode))
-
-    def _named_note(self, question: str) -> tuple[str, ...]:
-        records = self.retriever.store.list_documents()
-        named = named_documents(question, ((r.doc_id, r.meta) for r in records))
-        if not named:
-            return ()
-        titles = [r.title for r in records if r.doc_id in named]
-        return ("passages only from the documents the question names: " + "; ".join(titles),)
 
     def by_document(self, answer: Answer, depth: int = 10) -> tuple[DocumentView, ...]:
         """Each document's position on the answer's question, with its quote (see by_document)."""
@@ -259,14 +263,26 @@ class Assistant:
         markers unambiguous.
         """
         cited = {c.n for c in citations}
-        for evidence in rank_evidence(question, hits, self.score_sentences)[:10]:
-            if evidence.n not in cited:
+        uncited = [e for e in rank_evidence(question, hits, self.score_sentences)[:10]
+                   if e.n not in cited][:CLOSING_CANDIDATES]
+        check = self._answerability
+        if check is None or not uncited:
+            return uncited[0].as_answer() if uncited else None
+        # A closing quote is extra reading: shown only when judged to answer the question, as
+        # the extractive answer's quotes after the best one are (a related sentence that answers
+        # nothing only pads the answer).
+        try:
+            scores = check.answer_scores(question, [e.sentence.text for e in uncited])
+        except BackendError:
+            return None
+        for evidence, score in zip(uncited, scores):
+            if score >= check.threshold:
                 return evidence.as_answer()
         return None
 
-    def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit]) -> Answer:
+    def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit],
+                       spread: bool) -> Answer:
         check = self._answerability
-        spread = is_comparison(question) or len(self.named_documents(question)) > 1
         try:
             # Quotes after the best one only when the answerability judge says they answer.
             text, sentences, citations = extractive_answer(
@@ -313,7 +329,7 @@ class Assistant:
         return checked, supported, raw
 
     def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
-                  signal: EvidenceSignal) -> Answer:
+                  spread: bool) -> Answer:
         """Keep the model's supported sentences; otherwise answer from the evidence."""
         try:
             judging = time.perf_counter()
@@ -323,7 +339,7 @@ class Assistant:
         except BackendError as exc:
             # Without a judge nothing the model wrote can be shown as sourced: quote instead.
             return self._from_evidence(replace(base, error=f"support judge failed: {exc}",
-                                               draft=raw), question, hits)
+                                               draft=raw), question, hits, spread)
         base = replace(base, draft=raw, invalid_markers=checked.invalid_markers,
                        removed_sentences=checked.removed, judge=self.judge.name)
         notes = list(base.notes) + [f"model draft: {' '.join(raw.split())[:1000]}"]
@@ -363,7 +379,7 @@ class Assistant:
             return replace(base, answer=ABSTAIN_TEXT, abstained=True, mode="abstained",
                            notes=tuple(notes) + ("abstained: the model found no answer in the "
                                                  "passages and none of its text is supported",))
-        return self._from_evidence(replace(base, notes=tuple(notes)), question, hits)
+        return self._from_evidence(replace(base, notes=tuple(notes)), question, hits, spread)
 
 
 def load_assistant(settings: Settings, generator_factory: Callable[[], Generator] | None = None
@@ -372,6 +388,14 @@ def load_assistant(settings: Settings, generator_factory: Callable[[], Generator
     from .compose import load_assistant as compose
 
     return compose(settings, generator_factory)
+
+
+def _named_note(named: Sequence[DocumentRecord], hits: Sequence[Hit]) -> tuple[str, ...]:
+    """Say so when the passages come only from the documents the question names."""
+    if not named or not hits or not {h.doc_id for h in hits} <= {r.doc_id for r in named}:
+        return ()
+    return ("passages only from the documents the question names: "
+            + "; ".join(r.title for r in named),)
 
 
 def _default_judge(settings: Settings) -> SupportJudge:

@@ -285,6 +285,42 @@ def test_the_closing_quote_never_repeats_a_passage_the_answer_already_cites(repl
     quotes_resolve(answer)
 
 
+class ListedAnswers:
+    """An answerability judge that says yes to the listed sentences only."""
+
+    name = "listed"
+    threshold = 0.5
+
+    def __init__(self, *texts: str) -> None:
+        self.texts = {" ".join(t.split()) for t in texts}
+
+    def answer_scores(self, question: str, texts) -> list[float]:
+        return [1.0 if " ".join(t.split()) in self.texts else 0.0 for t in texts]
+
+
+def test_the_closing_quote_is_shown_only_when_judged_to_answer(replay_assistant):
+    probe = replay_assistant("", abstain_threshold=-1)
+    hits = probe.passages_for(QUESTION)
+    ranked = rank_evidence(QUESTION, hits, probe.score_sentences)
+    best = ranked[0]
+    others = [e for e in ranked if e.n != best.n]
+    reply = f"{' '.join(best.sentence.text.split())} [{best.n}]"
+
+    def closing(check) -> list:
+        answer = replay_assistant(reply, abstain_threshold=-1, answerability=check).ask(QUESTION)
+        assert answer.mode == "model" and answer.sentences[0].citations == (best.n,)
+        quotes_resolve(answer)
+        return [s for s in answer.sentences if s.text.startswith("The documents say: ")]
+
+    # Only the model's own sentence answers: no closing quote pads the answer.
+    assert closing(ListedAnswers(best.sentence.text)) == []
+    # The second-ranked other sentence answers, the first does not: the closing quote skips
+    # the higher-ranked one that answers nothing.
+    shown = closing(ListedAnswers(best.sentence.text, others[1].sentence.text))
+    assert len(shown) == 1 and shown[0].citations == (others[1].n,)
+    assert shown[0].claim == normalize_for_search(others[1].sentence.text).strip("“”\"")
+
+
 def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assistant):
     question = "Which side insists on maintaining Assad, and which is more flexible?"
     plain = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
