@@ -35,7 +35,8 @@ def by_document(question: str, answer: Answer, pool: Sequence[Hit],
                     or not 1 <= n <= len(answer.passages):
                 continue
             doc_id = answer.passages[n - 1].doc_id
-            citation = next((c for c in answer.citations if c.n == n), None)
+            # The sentence's own quote of that passage (another sentence may quote it too).
+            citation = next((c for c in sentence.quotes if c.n == n), None)
             if doc_id not in views and citation is not None:
                 views[doc_id] = DocumentView(doc_id, citation.title, True,
                                              strip_markers(sentence.text), citation, "answer")

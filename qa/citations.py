@@ -200,9 +200,6 @@ def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str 
                 drafts[i] = _Draft(drafts[i].claim, (n,), drafts[i].windows, drafts[i].ranked)
 
     kept: list[AnswerSentence] = []
-    # One citation per passage number, since a marker [n] opens one quote; the quote is the
-    # window of the sentence the judge was most sure of.
-    citations: dict[int, Citation] = {}
     unsupported = 0
     for i, d in enumerate(drafts):
         verdict = verdicts.get(i)
@@ -212,10 +209,23 @@ def verify(answer: str, hits: Sequence[Hit], judge: SupportJudge, question: str 
             unsupported += 1
             kept.append(AnswerSentence(d.claim, (), False, verdict, d.claim))
             continue
-        for n in d.cited:
-            if n not in citations or verdict.score > citations[n].support:
-                citations[n] = make_citation(n, hits[n - 1], d.windows[n], verdict.score)
+        # Each sentence opens its own words of each passage it cites: the window judged.
+        quotes = tuple(make_citation(n, hits[n - 1], d.windows[n], verdict.score)
+                       for n in d.cited)
         kept.append(AnswerSentence(with_markers(d.claim, d.cited), d.cited, True, verdict,
-                                   d.claim))
-    ordered = tuple(sorted(citations.values(), key=lambda c: (c.n, c.start)))
-    return Verified(tuple(kept), ordered, invalid, unsupported)
+                                   d.claim, quotes))
+    return Verified(tuple(kept), citations_of(kept), invalid, unsupported)
+
+
+def citations_of(sentences: Sequence[AnswerSentence]) -> tuple[Citation, ...]:
+    """The distinct quotes of the shown sentences, by passage number then position: a span two
+    sentences share is listed once (with the higher support)."""
+    quotes: dict[tuple[int, int, int], Citation] = {}
+    for sentence in sentences:
+        if not sentence.supported:
+            continue
+        for quote in sentence.quotes:
+            key = (quote.n, quote.start, quote.end)
+            if key not in quotes or quote.support > quotes[key].support:
+                quotes[key] = quote
+    return tuple(sorted(quotes.values(), key=lambda c: (c.n, c.start, c.end)))

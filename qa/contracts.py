@@ -56,6 +56,9 @@ class AnswerSentence:
     supported: bool
     verdict: Verdict | None = None  # the support judge's decision (None: not judged, e.g. quotes)
     claim: str = ""  # what it asserts, without markers or framing: for a quote, the quoted words
+    # The quotes that back this sentence, one per marker: its own words of each cited passage,
+    # so two sentences citing one passage open two different quotes.
+    quotes: tuple[Citation, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ class Evidence:
         # Shown without the document's footnote marks ("said[49]"), which would read as
         # citations; the citation itself keeps the exact quote and offsets.
         quoted = normalize_for_search(self.sentence.text).strip("“”\"")
-        return (AnswerSentence(f"“{quoted}” [{self.n}]", (self.n,), True, claim=quoted),
-                make_citation(self.n, self.hit, self.sentence, 1.0))
+        citation = make_citation(self.n, self.hit, self.sentence, 1.0)
+        return (AnswerSentence(f"“{quoted}” [{self.n}]", (self.n,), True, claim=quoted,
+                               quotes=(citation,)), citation)
 
 
 def weighted_overlap(question: str, texts: Sequence[str]) -> list[float]:

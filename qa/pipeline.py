@@ -16,22 +16,25 @@ from index.chunking import normalize_for_search
 from index.store_protocol import DocumentRecord
 
 from .abstain import EvidenceSignal, evidence_signal
-from .backends.base import BackendError, GenerationOptions, Generator
+from .backends.base import BackendError, GenerationOptions, Generator, Prompt
 from .by_document import by_document
-from .citations import verify
+from .citations import citations_of, verify
 from .judge import SupportJudge
 from .judge.answerability import answerability_for, remembered
 from .judge.base import AnswerabilityJudge
-from .contracts import Answer, DocumentView, Event, Hit, Turn
+from .contracts import Answer, AnswerSentence, DocumentView, Event, Hit, Turn
 from .extractive import extractive_answer, rank_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .named_sources import named_documents
 from .overlap import merge_overlapping
-from .prompt import NOT_IN_DOCUMENTS, fit_prompt, make_repair_prompt
+from .prompt import NOT_IN_DOCUMENTS, FittedPrompt, fit_prompt, make_repair_prompt
 from .retrieve import Retriever, check_question
 from .settings import Settings
 
+# Evidence sentences a draft restates (QA_DRAFT_FROM=evidence, and the repair): the best few
+# by rank_evidence.
+EVIDENCE_SENTENCES = 3
 # Candidate sentences for the closing quote put to the answerability judge (the best few by
 # rank_evidence among passages the answer does not cite; the top ones are mostly scored already
 # by the abstention check, and the judge remembers its scores).
@@ -141,11 +144,19 @@ class Assistant:
         if not hits or signal.should_abstain(settings.abstain_threshold):
             yield finish(self._abstain(base, signal))
             return
+        evidence_first = settings.draft_from == "evidence"
 
         try:
             generator = self.generator
             backend, model = generator.backend, generator.model
-            fitted = fit_prompt(standalone, hits, generator, settings.max_answer_tokens)
+            # The best evidence sentences only: a short prompt a small model reads in a
+            # fraction of the time and stays closer to (every sentence is still judged).
+            from_evidence = self._evidence_prompt(standalone, hits) if evidence_first else None
+            evidence_first = from_evidence is not None
+            if from_evidence is not None:
+                fitted = FittedPrompt(from_evidence, tuple(hits), 0, 0)
+            else:
+                fitted = fit_prompt(standalone, hits, generator, settings.max_answer_tokens)
             options = GenerationOptions(max_tokens=settings.max_answer_tokens,
                                         temperature=settings.temperature, seed=settings.seed,
                                         stop=("\nQuestion:", "\n\n\n", "Passages:"))
@@ -174,8 +185,8 @@ class Assistant:
                        dropped_passages=fitted.dropped,
                        notes=base.notes + ((f"{fitted.dropped} lower-ranked passages left out "
                                             f"to fit the model's context",) if fitted.dropped else ()))
-        yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, spread),
-                     first_token_s)
+        yield finish(self._verified(base, "".join(pieces), standalone, fitted.hits, spread,
+                                    evidence_first), first_token_s)
 
     def named_sources(self, question: str) -> tuple[DocumentRecord, ...]:
         """The documents the question names by author or publisher (see qa/named_sources.py)."""
@@ -302,35 +313,47 @@ class Assistant:
         """The model wrote that the passages do not answer."""
         return bool(_REFUSAL.search(raw)) or raw.strip().startswith(NOT_IN_DOCUMENTS[:17])
 
+    def _evidence_prompt(self, question: str, hits: Sequence[Hit]) -> Prompt | None:
+        """Ask the model to restate the best evidence sentences (numbered by their passage) as
+        an answer; None when the passages hold no sentence long enough to be evidence."""
+        evidence = rank_evidence(question, hits, self.score_sentences)[:EVIDENCE_SENTENCES]
+        if not evidence:
+            return None
+        return make_repair_prompt(question, [(e.n, e.sentence.text) for e in evidence])
+
+    def _on_point(self, question: str, supported: list[AnswerSentence]) -> list[AnswerSentence]:
+        """Restated evidence is true by construction of the judge, not always on point: keep
+        the sentences the answerability judge finds answer the question."""
+        check = self._answerability
+        if not supported or check is None:
+            return supported
+        scores = check.answer_scores(question, [s.claim or s.text for s in supported])
+        return [s for s, score in zip(supported, scores) if score >= check.threshold]
+
     def _repair(self, question: str, hits: Sequence[Hit]):
         """A second draft restating the best evidence sentences, verified like the first:
         (checked, supported sentences, second draft), or None when the model or judge fails."""
-        evidence = rank_evidence(question, hits, self.score_sentences)[:3]
-        if not evidence:
+        prompt = self._evidence_prompt(question, hits)
+        if prompt is None:
             return None
-        prompt = make_repair_prompt(question, [(e.n, e.sentence.text) for e in evidence])
         options = GenerationOptions(max_tokens=self.settings.max_answer_tokens,
                                     temperature=self.settings.temperature,
                                     seed=self.settings.seed, stop=("\nQuestion:", "\n\n\n"))
         try:
             raw = "".join(self.generator.generate(prompt, options))
             checked = verify(raw, hits, self.judge, question)
-            supported = [s for s in checked.sentences if s.supported]
-            if supported and self._answerability is not None:
-                # Restated evidence is true by construction of the judge, not always on point:
-                # keep the sentences that answer the question.
-                check = self._answerability
-                scores = check.answer_scores(question, [s.claim or s.text for s in supported])
-                supported = [s for s, score in zip(supported, scores) if score >= check.threshold]
+            supported = self._on_point(question, [s for s in checked.sentences if s.supported])
         except BackendError:
             return None
-        cited = {n for s in supported for n in s.citations}
-        checked = replace(checked, citations=tuple(c for c in checked.citations if c.n in cited))
+        checked = replace(checked, citations=citations_of(supported))
         return checked, supported, raw
 
     def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
-                  spread: bool) -> Answer:
-        """Keep the model's supported sentences; otherwise answer from the evidence."""
+                  spread: bool, evidence_first: bool = False) -> Answer:
+        """Keep the model's supported sentences; otherwise answer from the evidence.
+
+        A draft written from the evidence sentences (`evidence_first`) keeps only the supported
+        sentences that answer the question, and is not repaired: the repair asks the same."""
         try:
             judging = time.perf_counter()
             checked = verify(raw, hits, self.judge, question)
@@ -350,8 +373,20 @@ class Assistant:
             notes.append(f"{_count(checked.unsupported, 'sentence')} not supported by the "
                          f"passages {_were(checked.unsupported)} removed")
         supported = [s for s in checked.sentences if s.supported]
+        if evidence_first and supported:
+            try:
+                on_point = self._on_point(question, supported)
+            except BackendError:
+                on_point = supported  # each sentence is still backed by its quote
+            off = len(supported) - len(on_point)
+            if off:
+                notes.append(f"{_count(off, 'supported sentence')} that did not answer the "
+                             f"question {_were(off)} removed")
+            supported = on_point
+            checked = replace(checked, citations=citations_of(supported))
         mode = "model"
-        if not supported and self.settings.repair and not self._refused(raw):
+        if (not supported and self.settings.repair and not evidence_first
+                and not self._refused(raw)):
             # Repair before quotes: the model restates the best evidence sentences, re-judged.
             repaired = self._repair(question, hits)
             if repaired is not None and repaired[1]:
@@ -363,16 +398,14 @@ class Assistant:
                 notes.append("the draft failed the judge and so did a second draft restating "
                              "the best evidence")
         if supported:
-            sentences, citations = list(supported), list(checked.citations)
-            closing = self._closing_quote(question, hits, citations)
+            sentences = list(supported)
+            closing = self._closing_quote(question, hits, checked.citations)
             if closing:
-                sentence, citation = closing
+                sentence, _ = closing
                 sentences.append(replace(sentence, text="The documents say: " + sentence.text))
-                citations.append(citation)
-                citations.sort(key=lambda c: c.n)
             return replace(base, answer=" ".join(s.text for s in sentences),
-                           sentences=tuple(sentences), citations=tuple(citations), mode=mode,
-                           notes=tuple(notes))
+                           sentences=tuple(sentences), citations=citations_of(sentences),
+                           mode=mode, notes=tuple(notes))
         if self._refused(raw):
             # The model read the passages and found no answer, and nothing it wrote is
             # supported: say so rather than pass off loosely related quotes as an answer.

@@ -1,4 +1,8 @@
-"""Build the model's prompt from numbered passages, fitted to the model's context window."""
+"""Build the model's prompt from numbered passages, fitted to the model's context window.
+
+The answer format is shown with placeholders, not an invented example: the smallest models
+copied an example's facts into real answers ("opened in 1932").
+"""
 
 from __future__ import annotations
 
@@ -19,8 +23,8 @@ Rules:
 - Cite only passage numbers that are listed. Never invent a number. Never write [n] or [0].
 - Say what the passages say about the question; do not repeat the question.
 - If the passages do not answer the question, write only: {NOT_IN_DOCUMENTS}
-Format of an answer (invented, not about your passages): The bridge opened in 1932 [2]. It was
-paid for by the city [1]."""
+Format of an answer: <what passage 2 says that answers the question> [2]. <what passage 1
+adds> [1]."""
 
 
 def format_passages(hits: Sequence[Hit]) -> str:
@@ -38,7 +42,7 @@ Rules:
   in your own words that keeps its meaning exactly: the same people, numbers and certainty.
 - End each sentence with the evidence number in square brackets, like [2].
 - Add nothing the evidence does not say.
-Format (invented): The bridge opened in 1932 [2]. The city paid for it [1]."""
+Format: <evidence 2 in your own words> [2]. <evidence 1 in your own words> [1]."""
 
 
 def make_repair_prompt(question: str, evidence: Sequence[tuple[int, str]]) -> Prompt:

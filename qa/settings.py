@@ -125,6 +125,9 @@ class Settings:
                                  "QA_DATA_DIR/calibration.json (when measured with the index's "
                                  "embedder and the configured judge) instead of "
                                  "QA_ABSTAIN_THRESHOLD and QA_ANSWER_THRESHOLD.")
+    draft_from: str = _setting("passages", "What the model drafts its answer from: 'passages' "
+                               "(the retrieved passages, numbered) or 'evidence' (only the best "
+                               "few evidence sentences, restated; a shorter prompt).")
     repair: bool = _setting(True, "When nothing the model wrote is supported, ask it once more to "
                             "restate the best evidence sentences (re-judged) before answering "
                             "with quotes.")
@@ -149,6 +152,9 @@ class Settings:
         return settings.validated()
 
     def validated(self) -> "Settings":
+        if self.draft_from not in ("passages", "evidence"):
+            raise UserError(f"Unknown QA_DRAFT_FROM '{self.draft_from}': use passages or "
+                            f"evidence.")
         if self.retrieval_mode not in ("hybrid", "dense", "bm25"):
             raise UserError(f"Unknown retrieval mode '{self.retrieval_mode}': use hybrid, "
                             "dense or bm25 (QA_RETRIEVAL_MODE or --mode).")

@@ -190,6 +190,39 @@ def test_markup_in_documents_questions_and_answers_stays_text(page_at, tmp_path,
         assert js_errors(page) == []
 
 
+PIER_DOC = ("Pier report\n\nThe harbour board approved the new pier in March. The weather "
+            "was mild that week. The city council paid for the dredging of the channel.\n")
+
+
+def test_two_sentences_citing_one_passage_open_two_different_quotes(page_at, tmp_path,
+                                                                     hashing_embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "pier.txt").write_text(PIER_DOC, encoding="utf-8")
+    data = tmp_path / "data"
+    build_index([corpus], data, hashing_embedder)
+    reply = ("The harbour board approved the new pier in March [1]. The city council paid for "
+             "the dredging of the channel [1].")
+    assistant = make_assistant(data, hashing_embedder, ReplayGenerator(reply),
+                               abstain_threshold=-1.0)
+    with live_server(create_app(assistant.settings, assistant)) as url:
+        page = page_at()
+        page.goto(url + "/")
+        ask(page, "Who approved the pier and who paid for the dredging?")
+        turn = latest(page)
+        shot(page, "browser-two-quotes-one-passage")
+        links = turn.locator(".answer a.cite")
+        assert links.count() == 2
+        titles = [squash(links.nth(i).get_attribute("title")) for i in range(2)]
+        assert titles == ["The harbour board approved the new pier in March.",
+                          "The city council paid for the dredging of the channel."]
+        assert links.nth(0).get_attribute("href") != links.nth(1).get_attribute("href")
+        assert turn.locator(".source-list li").count() == 2
+        document = open_citation(page, links.nth(1))
+        assert squash(document.locator("mark#quote").inner_text()) == titles[1]
+        assert js_errors(page) == []
+
+
 def test_abstention_is_clear_and_shows_the_closest_passages(page_at, replay_assistant):
     assistant = replay_assistant("Anything at all [1].", abstain_threshold=2.0)
     with live_server(create_app(assistant.settings, assistant)) as url:

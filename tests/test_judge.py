@@ -270,3 +270,23 @@ def test_a_sentence_the_model_wrote_twice_is_shown_once():
     said = "Iran stands for maintaining the current status quo [1]."
     checked = verify(f"{said} Russia wants a coalition [1]. {said}", [hit], StrictWordJudge())
     assert [s.text for s in checked.sentences] == [said, "Russia wants a coalition [1]."]
+
+
+def test_two_sentences_citing_one_passage_open_their_own_quotes():
+    from qa.citations import verify
+    from qa.contracts import Hit
+
+    text = ("Iran stands for maintaining the current status quo. The talks lasted two days. "
+            "Russia does not rule out a coalition government.")
+    hit = Hit(1, 1.0, "d", "T", "d.txt", 100, 100 + len(text), text)
+    checked = verify("Iran stands for maintaining the current status quo [1]. Russia does not "
+                     "rule out a coalition government [1].", [hit], StrictWordJudge())
+    first, second = checked.sentences
+    assert first.supported and second.supported
+    assert [q.quote for q in first.quotes] == ["Iran stands for maintaining the current status quo."]
+    assert [q.quote for q in second.quotes] == ["Russia does not rule out a coalition government."]
+    # Both quotes are listed, each once, under the passage's number, with document offsets.
+    assert [(c.n, c.quote) for c in checked.citations] == [(1, q.quote) for q in
+                                                           first.quotes + second.quotes]
+    for c in checked.citations:
+        assert text[c.start - 100:c.end - 100] == c.quote

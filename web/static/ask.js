@@ -77,17 +77,35 @@
     return heading ? heading + " · " + where : where;
   }
 
-  /* The answer text with each [n] marker turned into a link to the cited quote. */
-  function renderAnswer(target, text, citations) {
+  /* Where each sentence of the answer sits in its text: [start, end, quotes by number]. */
+  function sentenceRanges(text, sentences) {
+    var ranges = [], from = 0;
+    (sentences || []).forEach(function (s) {
+      var at = text.indexOf(s.text, from);
+      if (at < 0 || !s.quotes || !s.quotes.length) return;
+      var quotes = {};
+      s.quotes.forEach(function (q) { quotes[q.n] = q; });
+      ranges.push([at, at + s.text.length, quotes]);
+      from = at + s.text.length;
+    });
+    return ranges;
+  }
+
+  /* The answer text with each [n] marker turned into a link to the quote that backs its own
+     sentence (two sentences citing one passage open their two different quotes). */
+  function renderAnswer(target, text, citations, sentences) {
     var byNumber = {};
-    citations.forEach(function (c) { byNumber[c.n] = c; });
+    citations.forEach(function (c) { if (!(c.n in byNumber)) byNumber[c.n] = c; });
+    var ranges = sentenceRanges(text, sentences);
     target.textContent = "";
     var last = 0;
     text.replace(MARKER, function (match, group, offset) {
       target.appendChild(document.createTextNode(text.slice(last, offset)));
+      var own = null;
+      ranges.forEach(function (r) { if (offset >= r[0] && offset < r[1]) own = r[2]; });
       group.split(",").forEach(function (raw, i) {
         var n = parseInt(raw, 10);
-        var citation = byNumber[n];
+        var citation = (own && own[n]) || byNumber[n];
         if (i > 0) target.appendChild(document.createTextNode(" "));
         if (!citation) {
           target.appendChild(document.createTextNode("[" + n + "]"));
@@ -127,9 +145,9 @@
     var section = part(turn.root, ".sources");
     var list = part(turn.root, ".source-list");
     list.textContent = "";
-    answer.citations.forEach(function (c) {
+    answer.citations.forEach(function (c, i) {
       var item = make("li", "source");
-      item.id = "turn" + turn.id + "-source-" + c.n;
+      item.id = "turn" + turn.id + "-source-" + (i + 1);
       var head = make("div", "source-head");
       head.appendChild(make("span", "source-n", "[" + c.n + "]"));
       head.appendChild(sourceLink(documentUrl(c.doc_id, c.start, c.end), c.title));
@@ -313,7 +331,7 @@
       renderPassages(turn, turn.hits, "Related, but not an answer", true);
     } else {
       block.hidden = false;
-      renderAnswer(answerNode, answer.answer, answer.citations);
+      renderAnswer(answerNode, answer.answer, answer.citations, answer.sentences);
       var badge = part(turn.root, ".badge");
       var written = answer.mode === "model" || answer.mode === "repaired";
       badge.textContent = written ? "Checked against sources" : "Quoted from sources";
