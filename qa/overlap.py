@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from index.store_protocol import DocumentStore
+
 from .contracts import Hit
 
 
@@ -36,3 +38,22 @@ def merge_overlapping(hits: Sequence[Hit]) -> list[Hit]:
             merged.append(hit)
     # A merge can make a passage reach the next one of the same document: merge until stable.
     return merged if len(merged) == len(hits) else merge_overlapping(merged)
+
+
+def with_list_bodies(hits: Sequence[Hit], store: DocumentStore) -> list[Hit]:
+    """Each passage that ends on a line introducing a list ("… they consist of:") extended by
+    the next passage of its document, then merged as above.
+
+    A passage boundary can fall between an introduction and its list; the introduction alone
+    answers nothing, and quoting it reads like the answer was cut off.
+    """
+    extended = []
+    for hit in hits:
+        if hit.text.rstrip().endswith(":"):
+            after = [p for _, p in store.passages_of(hit.doc_id)
+                     if p.start > hit.start and p.end > hit.end]
+            if after:
+                end = min(after, key=lambda p: p.start).end
+                hit = replace(hit, end=end, text=store.document_text(hit.doc_id)[hit.start:end])
+        extended.append(hit)
+    return merge_overlapping(extended)

@@ -27,7 +27,7 @@ from .extractive import extractive_answer, rank_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .named_sources import named_documents
-from .overlap import merge_overlapping
+from .overlap import merge_overlapping, with_list_bodies
 from .prompt import NOT_IN_DOCUMENTS, FittedPrompt, fit_prompt, make_repair_prompt
 from .retrieve import Retriever, check_question
 from .settings import Settings
@@ -205,15 +205,17 @@ class Assistant:
         """
         k, mode = self.settings.top_k, self.settings.retrieval_mode
         named_ids = {r.doc_id for r in (self.named_sources(question) if named is None else named)}
+        hits: list[Hit] = []
         if named_ids:
             # A wide pool, so a named document's passages are found even when others outrank it.
             pool = self.retriever.search(question, max(self.settings.candidates, 20 * k), mode)
-            own = [hit for hit in pool if hit.doc_id in named_ids]
-            if own:
-                return merge_overlapping(round_robin(own, k))
-        if is_comparison(question):
-            return merge_overlapping(round_robin(self.retriever.search(question, 3 * k, mode), k))
-        return merge_overlapping(self.retriever.search(question, k, mode))
+            hits = round_robin([hit for hit in pool if hit.doc_id in named_ids], k)
+        if not hits and is_comparison(question):
+            hits = round_robin(self.retriever.search(question, 3 * k, mode), k)
+        if not hits:
+            hits = self.retriever.search(question, k, mode)
+        # A list's introduction comes with its list (see with_list_bodies).
+        return with_list_bodies(merge_overlapping(hits), self.retriever.store)
 
     def by_document(self, answer: Answer, depth: int = 10) -> tuple[DocumentView, ...]:
         """Each document's position on the answer's question, with its quote (see by_document)."""

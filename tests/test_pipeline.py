@@ -359,3 +359,50 @@ def test_a_question_naming_its_sources_gets_passages_from_them_only(replay_assis
 
     unnamed = assistant.passages_for("What is the future of Assad?")
     assert len({h.doc_id for h in unnamed}) > 1  # no name, no filter
+
+
+PLAN = """Harbour plan
+
+The harbour board met on Monday to review the year. Members discussed the budget, the state of the \
+old quay and the complaints of the fishermen about the narrow channel. The chair thanked the staff \
+for a difficult season.
+
+For the coming year the board set the following goals:
+
+- dredging the northern channel to a depth of six metres before the autumn storms arrive;
+- rebuilding the old quay with stone from the local quarry and new iron mooring rings;
+- opening a covered fish market beside the ferry terminal for the winter months.
+
+The board will meet again in spring to review progress on each of these goals.
+"""
+
+
+def test_a_passage_ending_on_a_list_introduction_comes_with_its_list(tmp_path, hashing_embedder,
+                                                                      store_kind):
+    from conftest import index_into
+    from index.chunking import ChunkingParams
+    from qa.overlap import with_list_bodies
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "plan.txt").write_text(PLAN, encoding="utf-8")
+    data = tmp_path / "data"
+    # Small passages, so one boundary falls between the introduction and its list.
+    index_into([corpus], data, hashing_embedder, store_kind, params=ChunkingParams(60, 0))
+    assistant = make_assistant(data, hashing_embedder, ReplayGenerator(""),
+                               abstain_threshold=-1, top_k=1, vector_store=store_kind)
+    store = assistant.retriever.store
+    [record] = store.list_documents()
+    passages = [p for _, p in store.passages_of(record.doc_id)]
+    intro = next(p for p in passages if p.text.rstrip().endswith("following goals:"))
+    assert "dredging" not in intro.text
+
+    hits = assistant.passages_for("What goals did the harbour board set for the coming year?")
+    assert len(hits) == 1 and hits[0].start <= intro.start
+    text = store.document_text(record.doc_id)
+    assert hits[0].text == text[hits[0].start:hits[0].end]
+    assert "dredging the northern channel" in hits[0].text
+    assert "fish market" in hits[0].text  # the whole list, not its first line
+    # A passage that does not end on an introduction is left as it is.
+    last = assistant.retriever.search("meet again in spring to review progress", 1, "bm25")
+    assert not last[0].text.rstrip().endswith(":") and with_list_bodies(last, store) == last
