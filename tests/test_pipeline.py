@@ -91,6 +91,29 @@ def test_a_failed_draft_is_repaired_from_the_best_evidence_before_quotes(replay_
     quotes_resolve(answer)
 
 
+def test_a_draft_from_the_evidence_sees_only_the_best_sentences_and_is_not_repaired(
+        replay_assistant):
+    probe = replay_assistant("", abstain_threshold=-1)
+    hits = probe.passages_for(QUESTION)
+    ranked = rank_evidence(QUESTION, hits, probe.score_sentences)
+    best = ranked[0]
+    restated = f"{normalize_for_search(best.sentence.text).rstrip('.')} [{best.n}]."
+    assistant = replay_assistant(restated, abstain_threshold=-1, draft_from="evidence")
+    answer = assistant.ask(QUESTION)
+    assert answer.mode == "model" and answer.sentences[0].citations == (best.n,)
+    [prompt] = assistant.generator.prompts
+    assert f"[{best.n}] {normalize_for_search(best.sentence.text)}" in prompt.user
+    # Only the best few sentences, not the passages: a sentence ranked lower is not shown.
+    assert normalize_for_search(ranked[-1].sentence.text) not in prompt.user
+    assert len(prompt.user) < sum(len(h.text) for h in hits) / 2
+    quotes_resolve(answer)
+
+    failing = replay_assistant("Assad will win the war [1].", abstain_threshold=-1,
+                               draft_from="evidence")
+    fallback = failing.ask(QUESTION)
+    assert fallback.mode == "extractive" and len(failing.generator.prompts) == 1
+
+
 def test_uncited_but_supported_sentence_gets_a_citation(replay_assistant):
     reply = "Iran stands for maintaining the current status quo."
     answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
