@@ -63,6 +63,26 @@ def rank_evidence(question: str, hits: Sequence[Hit], scorer: SentenceScorer | N
     return sorted(ranked, key=lambda e: (-e.score, e.n, e.sentence.start))
 
 
+def select_evidence(ranked: Sequence[Evidence], count: int, spread: bool = False,
+                    one_per_passage: bool = False) -> list[Evidence]:
+    """The best `count` of the ranked evidence; with `spread` each document's best sentence
+    comes first (in rank order), so every document that speaks is heard before any twice."""
+    chosen: list[Evidence] = []
+
+    def take(evidence: Evidence) -> None:
+        if len(chosen) < count and evidence not in chosen and not (
+                one_per_passage and any(evidence.n == other.n for other in chosen)):
+            chosen.append(evidence)
+
+    if spread:
+        for evidence in ranked:
+            if all(evidence.hit.doc_id != other.hit.doc_id for other in chosen):
+                take(evidence)
+    for evidence in ranked:
+        take(evidence)
+    return chosen
+
+
 # Scores (question, texts) -> does each text answer the question; the answerability judge.
 AnswerScorer = Callable[[str, list[str]], list[float]]
 
@@ -80,19 +100,8 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     its threshold), the quotes after the best one are kept only when judged to answer the
     question: related sentences that answer nothing are padding a reader has to wade through.
     """
-    ranked = rank_evidence(question, hits, scorer)
-    chosen: list[Evidence] = []
-
-    def take(evidence: Evidence) -> None:
-        if len(chosen) < max_quotes and all(evidence.n != other.n for other in chosen):
-            chosen.append(evidence)
-
-    if spread:
-        for evidence in ranked:
-            if all(evidence.hit.doc_id != other.hit.doc_id for other in chosen):
-                take(evidence)
-    for evidence in ranked:
-        take(evidence)
+    chosen = select_evidence(rank_evidence(question, hits, scorer), max_quotes, spread,
+                             one_per_passage=True)
     if answers is not None and len(chosen) > 1:
         score, threshold = answers
         scores = score(question, [e.sentence.text for e in chosen[1:]])

@@ -23,7 +23,7 @@ from .judge import SupportJudge
 from .judge.answerability import answerability_for, remembered
 from .judge.base import AnswerabilityJudge
 from .contracts import Answer, AnswerSentence, DocumentView, Event, Hit, Turn
-from .extractive import extractive_answer, rank_evidence
+from .extractive import extractive_answer, rank_evidence, select_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .named_sources import named_documents
@@ -151,7 +151,8 @@ class Assistant:
             backend, model = generator.backend, generator.model
             # The best evidence sentences only: a short prompt a small model reads in a
             # fraction of the time and stays closer to (every sentence is still judged).
-            from_evidence = self._evidence_prompt(standalone, hits) if evidence_first else None
+            from_evidence = (self._evidence_prompt(standalone, hits, spread) if evidence_first
+                             else None)
             evidence_first = from_evidence is not None
             if from_evidence is not None:
                 fitted = FittedPrompt(from_evidence, tuple(hits), 0, 0)
@@ -315,10 +316,13 @@ class Assistant:
         """The model wrote that the passages do not answer."""
         return bool(_REFUSAL.search(raw)) or raw.strip().startswith(NOT_IN_DOCUMENTS[:17])
 
-    def _evidence_prompt(self, question: str, hits: Sequence[Hit]) -> Prompt | None:
+    def _evidence_prompt(self, question: str, hits: Sequence[Hit],
+                         spread: bool) -> Prompt | None:
         """Ask the model to restate the best evidence sentences (numbered by their passage) as
-        an answer; None when the passages hold no sentence long enough to be evidence."""
-        evidence = rank_evidence(question, hits, self.score_sentences)[:EVIDENCE_SENTENCES]
+        an answer, each document's best first when `spread`; None when the passages hold no
+        sentence long enough to be evidence."""
+        evidence = select_evidence(rank_evidence(question, hits, self.score_sentences),
+                                   EVIDENCE_SENTENCES, spread)
         if not evidence:
             return None
         return make_repair_prompt(question, [(e.n, e.sentence.text) for e in evidence])
@@ -332,10 +336,10 @@ class Assistant:
         scores = check.answer_scores(question, [s.claim or s.text for s in supported])
         return [s for s, score in zip(supported, scores) if score >= check.threshold]
 
-    def _repair(self, question: str, hits: Sequence[Hit]):
+    def _repair(self, question: str, hits: Sequence[Hit], spread: bool):
         """A second draft restating the best evidence sentences, verified like the first:
         (checked, supported sentences, second draft), or None when the model or judge fails."""
-        prompt = self._evidence_prompt(question, hits)
+        prompt = self._evidence_prompt(question, hits, spread)
         if prompt is None:
             return None
         options = GenerationOptions(max_tokens=self.settings.max_answer_tokens,
@@ -390,7 +394,7 @@ class Assistant:
         if (not supported and self.settings.repair and not evidence_first
                 and not self._refused(raw)):
             # Repair before quotes: the model restates the best evidence sentences, re-judged.
-            repaired = self._repair(question, hits)
+            repaired = self._repair(question, hits, spread)
             if repaired is not None and repaired[1]:
                 checked, supported, mode = repaired[0], repaired[1], "repaired"
                 notes.append(f"second draft: {' '.join(repaired[2].split())[:1000]}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,18 @@ def test_a_draft_from_the_evidence_sees_only_the_best_sentences_and_is_not_repai
                                draft_from="evidence")
     fallback = failing.ask(QUESTION)
     assert fallback.mode == "extractive" and len(failing.generator.prompts) == 1
+
+
+def test_a_comparison_drafted_from_the_evidence_hears_each_document(replay_assistant):
+    question = "How do the documents differ on the future of Assad?"
+    assistant = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
+                                 draft_from="evidence")
+    answer = assistant.ask(question)
+    [prompt] = assistant.generator.prompts
+    numbers = [int(n) for n in re.findall(r"^\[(\d+)\]", prompt.user, re.MULTILINE)]
+    shown = {hit.doc_id for hit in answer.passages}
+    assert len(numbers) == 3
+    assert len({answer.passages[n - 1].doc_id for n in numbers}) == min(3, len(shown))
 
 
 def test_uncited_but_supported_sentence_gets_a_citation(replay_assistant):
