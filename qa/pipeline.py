@@ -15,7 +15,7 @@ from dataclasses import replace
 from index.chunking import normalize_for_search
 from index.store_protocol import DocumentRecord
 
-from .abstain import EvidenceSignal, evidence_signal
+from .abstain import SENTENCES_CHECKED, EvidenceSignal, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator, Prompt
 from .by_document import by_document
 from .citations import citations_of, verify
@@ -35,10 +35,6 @@ from .settings import Settings
 # Evidence sentences a draft restates (QA_DRAFT_FROM=evidence, and the repair): the best few
 # by rank_evidence.
 EVIDENCE_SENTENCES = 3
-# Candidate sentences for the closing quote put to the answerability judge (the best few by
-# rank_evidence among passages the answer does not cite; the top ones are mostly scored already
-# by the abstention check, and the judge remembers its scores).
-CLOSING_CANDIDATES = 3
 ABSTAIN_TEXT = ("The documents don't say. None of the indexed documents answers this question; "
                 "the passages below are related, but not an answer.")
 _REFUSAL = re.compile(r"documents? (?:do|does) not (?:say|answer|mention)|not (?:mentioned|stated)"
@@ -273,18 +269,20 @@ class Assistant:
         Tiny models answer thinly ("They disagree on the budget [2]."), so the answer ends with the
         passage sentence closest to the question, quoted, from a passage the answer does not cite
         yet: a quote of a passage already cited would only repeat what its sentence says (its
-        exact words open from the citation), and one citation per passage number keeps the
-        markers unambiguous.
+        exact words open from the citation).
         """
         cited = {c.n for c in citations}
-        uncited = [e for e in rank_evidence(question, hits, self.score_sentences)[:10]
-                   if e.n not in cited][:CLOSING_CANDIDATES]
+        ranked = rank_evidence(question, hits, self.score_sentences)
         check = self._answerability
-        if check is None or not uncited:
-            return uncited[0].as_answer() if uncited else None
+        if check is None:
+            return next((e.as_answer() for e in ranked[:10] if e.n not in cited), None)
         # A closing quote is extra reading: shown only when judged to answer the question, as
         # the extractive answer's quotes after the best one are (a related sentence that answers
-        # nothing only pads the answer).
+        # nothing only pads the answer). The candidates are the sentences the abstention check
+        # has already put to the judge, so choosing among them costs no model call.
+        uncited = [e for e in ranked[:SENTENCES_CHECKED] if e.n not in cited]
+        if not uncited:
+            return None
         try:
             scores = check.answer_scores(question, [e.sentence.text for e in uncited])
         except BackendError:

@@ -11,6 +11,7 @@ from index.errors import UserError
 from qa.backends.base import BackendError, ReplayGenerator
 from index.chunking import normalize_for_search
 from qa.contracts import Turn
+from qa.abstain import SENTENCES_CHECKED
 from qa.extractive import rank_evidence
 from qa.prompt import fit_prompt
 
@@ -351,7 +352,9 @@ def test_the_closing_quote_is_shown_only_when_judged_to_answer(replay_assistant)
     # Only the model's own sentence answers: no closing quote pads the answer.
     assert closing(ListedAnswers(best.sentence.text)) == []
     # The second-ranked other sentence answers, the first does not: the closing quote skips
-    # the higher-ranked one that answers nothing.
+    # the higher-ranked one that answers nothing (both are among the sentences the abstention
+    # check puts to the judge, the only candidates).
+    assert others[1] in ranked[:SENTENCES_CHECKED]
     shown = closing(ListedAnswers(best.sentence.text, others[1].sentence.text))
     assert len(shown) == 1 and shown[0].citations == (others[1].n,)
     assert shown[0].claim == normalize_for_search(others[1].sentence.text).strip("“”\"")
