@@ -96,7 +96,9 @@ class Assistant:
         """Backend and model names, without loading a model just to name it."""
         if self._generator is not None:
             return self._generator.backend, self._generator.model
-        default_model = {"embedded": "smollm2", "ollama": "llama3.2", "openai": "default"}
+        from .backends.embedded import DEFAULT_MODEL
+
+        default_model = {"embedded": DEFAULT_MODEL, "ollama": "llama3.2", "openai": "default"}
         return self.settings.backend, self.settings.model or default_model[self.settings.backend]
 
     def score_sentences(self, question: str, sentences: list[str]) -> list[float]:

@@ -89,7 +89,7 @@ class Settings:
                             "or 'openai' (any OpenAI-compatible server).")
     model: str = _setting("", "Model: for embedded a packaged model ('qwen-1.5b', 'qwen-0.5b', "
                           "'smollm2', 'gemma3') or a .gguf path; for ollama/openai the server's "
-                          "model name. Empty: the backend default (embedded: smollm2).")
+                          "model name. Empty: the backend default (embedded: qwen-0.5b).")
     context_window: int = _setting(2048, "Context size in tokens requested from the model "
                                    "(Ollama's num_ctx); prompts are fitted to it, never cut.")
     threads: int = _setting(2, "llama.cpp threads; with other heavy work on the machine fewer "
@@ -125,7 +125,7 @@ class Settings:
                                  "QA_DATA_DIR/calibration.json (when measured with the index's "
                                  "embedder and the configured judge) instead of "
                                  "QA_ABSTAIN_THRESHOLD and QA_ANSWER_THRESHOLD.")
-    draft_from: str = _setting("passages", "What the model drafts its answer from: 'passages' "
+    draft_from: str = _setting("evidence", "What the model drafts its answer from: 'passages' "
                                "(the retrieved passages, numbered) or 'evidence' (only the best "
                                "few evidence sentences, restated; a shorter prompt).")
     repair: bool = _setting(True, "When nothing the model wrote is supported, ask it once more to "

@@ -101,6 +101,9 @@ def make_assistant(data_dir: Path, embedder, generator: Generator | Callable[[],
 
     # Follow-ups are joined literally unless a test asks for a rewriter (see test_followup.py).
     overrides.setdefault("followup_model", "literal")
+    # Drafts from the numbered passages (the prompt fitting and the repair step are exercised
+    # that way) unless a test asks for the default evidence draft, which has tests of its own.
+    overrides.setdefault("draft_from", "passages")
     settings = settings_for(data_dir, **overrides)
     retriever = make_retriever(Components(settings).open_store(), embedder, settings)
     factory = generator if callable(generator) and not hasattr(generator, "generate") else (

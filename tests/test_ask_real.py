@@ -1,4 +1,4 @@
-"""`qa ask --json` end to end with the real encoder and the real embedded model (SmolLM2)."""
+"""`qa ask --json` end to end with the real encoder and the real default embedded model."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+
+from qa.backends.embedded import DEFAULT_MODEL
 
 from conftest import run  # the same subprocess helper as the search tests
 
@@ -27,7 +29,7 @@ def test_ask_json_cites_exact_quotes_and_does_not_contradict(ask_index: Path):
     answer = json.loads(result.stdout)
     assert set(answer) >= {"question", "answer", "abstained", "citations", "passages", "backend",
                            "model", "timings"}
-    assert answer["backend"] == "embedded" and "smollm2" in answer["model"].lower()
+    assert answer["backend"] == "embedded" and answer["model"] == DEFAULT_MODEL
     assert answer["abstained"] is False and answer["citations"]
     for citation in answer["citations"]:
         text = Path(citation["source"]).read_text(encoding="utf-8")

@@ -9,6 +9,7 @@ import ollama
 import openai
 import pytest
 
+from conftest import ROOT
 from fake_servers import closed_port_url, running_ollama_server, running_openai_server
 from qa.backends import make_generator
 from qa.backends.base import BackendError, GenerationOptions, Prompt
@@ -223,11 +224,19 @@ def smollm2(tmp_path_factory):
     from qa.backends.embedded import EmbeddedGenerator
 
     data_dir = tmp_path_factory.mktemp("data")
-    return EmbeddedGenerator(Settings(data_dir=data_dir, model="", context_window=2048))
+    return EmbeddedGenerator(Settings(data_dir=data_dir, model="smollm2", context_window=2048))
+
+
+def test_the_default_embedded_model_is_the_packaged_model_the_readme_chose():
+    from qa.backends.embedded import DEFAULT_MODEL
+    from qa.backends.packaged_models import MODELS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert DEFAULT_MODEL in MODELS and f"`{DEFAULT_MODEL}` is the default" in readme
 
 
 @pytest.mark.slow
-def test_smollm2_is_the_default_and_uses_chatml(smollm2):
+def test_smollm2_uses_chatml(smollm2):
     assert smollm2.model == "smollm2" and smollm2.backend == "embedded"
     assert smollm2.model_path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert smollm2.prompt_format == "chatml"
@@ -272,7 +281,7 @@ def test_smollm2_stops_at_a_stop_string(smollm2):
 
 @pytest.mark.slow
 def test_embedded_model_is_loaded_once_per_process(smollm2, tmp_path):
-    again = make_generator(Settings(data_dir=tmp_path, backend="embedded"))
+    again = make_generator(Settings(data_dir=tmp_path, backend="embedded", model="smollm2"))
     assert again.llm is smollm2.llm
 
 
@@ -280,7 +289,7 @@ def test_embedded_model_is_loaded_once_per_process(smollm2, tmp_path):
 def test_embedded_timeout_names_qa_timeout_s(smollm2, tmp_path):
     from qa.backends.embedded import EmbeddedGenerator
 
-    impatient = EmbeddedGenerator(Settings(data_dir=tmp_path, timeout_s=0.0))
+    impatient = EmbeddedGenerator(Settings(data_dir=tmp_path, model="smollm2", timeout_s=0.0))
     with pytest.raises(BackendError, match="QA_TIMEOUT_S"):
         generate(impatient, options=GenerationOptions(max_tokens=30))
     # The lock was released: the shared model still answers.
@@ -293,7 +302,7 @@ def test_embedded_model_answers_one_question_at_a_time(smollm2, tmp_path):
 
     unfinished = smollm2.generate(PROMPT, GenerationOptions(max_tokens=20))
     assert next(unfinished)  # holds the shared model until closed
-    impatient = EmbeddedGenerator(Settings(data_dir=tmp_path, timeout_s=0.2))
+    impatient = EmbeddedGenerator(Settings(data_dir=tmp_path, model="smollm2", timeout_s=0.2))
     with pytest.raises(BackendError, match="busy with another answer"):
         generate(impatient)
     unfinished.close()

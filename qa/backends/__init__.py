@@ -11,7 +11,7 @@ def make_generator(settings: Settings) -> Generator:
     if settings.backend == "embedded":
         from qa.backends.embedded import EmbeddedGenerator
 
-        return EmbeddedGenerator(settings)  # settings.model empty: smollm2
+        return EmbeddedGenerator(settings)  # settings.model empty: DEFAULT_MODEL
     if settings.backend == "ollama":
         from qa.backends.ollama_backend import OllamaGenerator
 
