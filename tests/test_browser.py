@@ -112,7 +112,9 @@ def test_real_pipeline_answer_cites_and_opens_the_highlighted_quote(
     from qa.backends import make_generator
 
     settings = Settings(data_dir=real_seed_index)
-    assistant = make_assistant(real_seed_index, real_embedder, lambda: make_generator(settings))
+    # The product's default generator and draft (the helper pins the passage draft otherwise).
+    assistant = make_assistant(real_seed_index, real_embedder, lambda: make_generator(settings),
+                               draft_from=settings.draft_from)
     store = assistant.retriever.store
     with live_server(create_app(settings, assistant)) as url:
         page = page_at()
