@@ -66,6 +66,12 @@ def test_prefilter_pieces():
     assert hedge_mismatch("Russia will leave.", "Russia may leave.")
     assert hedge_mismatch("Russia may leave.", "Russia will leave.")
     assert hedge_mismatch("Russia may leave.", "Russia might leave soon.") == ""
+    # An attributed clause is hedged to its end, not just for a few words after the verb.
+    view = ("The report argues that the long dry summer and the closure of the mill made the "
+            "farmers sell their land to the company.")
+    assert hedge_mismatch("The farmers sold their land to the company.", view)
+    assert hedge_mismatch("The report argues the farmers sold their land to the company.",
+                          view) == ""
 
 
 def test_server_judges_read_the_first_word(tmp_path):
