@@ -128,9 +128,9 @@ class Settings:
     draft_from: str = _setting("evidence", "What the model drafts its answer from: 'passages' "
                                "(the retrieved passages, numbered) or 'evidence' (only the best "
                                "few evidence sentences, restated; a shorter prompt).")
-    repair: bool = _setting(True, "When nothing the model wrote is supported, ask it once more to "
-                            "restate the best evidence sentences (re-judged) before answering "
-                            "with quotes.")
+    repair: bool = _setting(True, "With QA_DRAFT_FROM=passages: when nothing the model wrote is "
+                            "supported, ask it once more to restate the best evidence "
+                            "sentences (re-judged) before answering with quotes.")
     answer_threshold: float = _setting(0.0, "Answerability score (does the best evidence "
                                        "sentence answer the question?) below which the "
                                        "assistant abstains; 0 uses the judge model's calibrated "
