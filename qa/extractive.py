@@ -28,10 +28,24 @@ class Evidence:
     def as_answer(self) -> tuple[AnswerSentence, Citation]:
         # Shown without the document's footnote marks ("said[49]"), which would read as
         # citations; the citation itself keeps the exact quote and offsets.
-        quoted = normalize_for_search(self.sentence.text).strip("“”\"")
+        quoted = nested_quotation(normalize_for_search(self.sentence.text))
         citation = make_citation(self.n, self.hit, self.sentence, 1.0)
         return (AnswerSentence(f"“{quoted}” [{self.n}]", (self.n,), True, claim=quoted,
                                quotes=(citation,)), citation)
+
+
+_DOUBLE_QUOTES = "“”\""
+
+
+def nested_quotation(text: str) -> str:
+    """The text ready to go inside “…”: a sentence that is one quotation loses its own marks,
+    and quotation marks inside become single ones, so the marks shown always pair up
+    (“‘Assad is not our ally,’ Lavrov said.” rather than “Assad is not our ally,” Lavrov said.”)."""
+    text = text.strip()
+    if (len(text) > 1 and text[0] in _DOUBLE_QUOTES and text[-1] in _DOUBLE_QUOTES
+            and not any(mark in text[1:-1] for mark in _DOUBLE_QUOTES)):
+        text = text[1:-1]
+    return text.replace("“", "‘").replace("”", "’").replace('"', "'")
 
 
 def weighted_overlap(question: str, texts: Sequence[str]) -> list[float]:

@@ -12,7 +12,7 @@ from qa.backends.base import BackendError, ReplayGenerator
 from index.chunking import normalize_for_search
 from qa.contracts import Turn
 from qa.abstain import SENTENCES_CHECKED
-from qa.extractive import rank_evidence
+from qa.extractive import nested_quotation, rank_evidence
 from qa.prompt import fit_prompt
 
 from conftest import make_assistant
@@ -71,9 +71,11 @@ def test_swapped_actors_and_invalid_markers_never_reach_the_user(replay_assistan
     assert "Russia stands for" not in answer.answer
     assert "[42]" not in answer.answer
     assert answer.mode == "extractive"  # nothing the model wrote held up
-    assert answer.citations and all(c.quote in answer.answer or
-                                    " ".join(c.quote.split()) in answer.answer
-                                    for c in answer.citations)
+    # Each quote is shown as quoted evidence: its words, footnote marks dropped, inner
+    # quotation marks made single.
+    assert answer.citations and all(
+        nested_quotation(normalize_for_search(c.quote)) in answer.answer
+        for c in answer.citations)
     assert any("pointed at no passage" in note for note in answer.notes)
     quotes_resolve(answer)
 
@@ -357,7 +359,7 @@ def test_the_closing_quote_is_shown_only_when_judged_to_answer(replay_assistant)
     assert others[1] in ranked[:SENTENCES_CHECKED]
     shown = closing(ListedAnswers(best.sentence.text, others[1].sentence.text))
     assert len(shown) == 1 and shown[0].citations == (others[1].n,)
-    assert shown[0].claim == normalize_for_search(others[1].sentence.text).strip("“”\"")
+    assert shown[0].claim == nested_quotation(normalize_for_search(others[1].sentence.text))
 
 
 def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assistant):
@@ -445,3 +447,13 @@ def test_a_passage_ending_on_a_list_introduction_comes_with_its_list(tmp_path, h
     # A passage that does not end on an introduction is left as it is.
     last = assistant.retriever.search("meet again in spring to review progress", 1, "bm25")
     assert not last[0].text.rstrip().endswith(":") and with_list_bodies(last, store) == last
+
+
+def test_quoted_evidence_shows_quotation_marks_that_pair_up():
+    said = "“The bridge is not our priority, frankly,” the mayor said."
+    assert nested_quotation(said) == "‘The bridge is not our priority, frankly,’ the mayor said."
+    assert nested_quotation("“The whole sentence is one quotation.”") == (
+        "The whole sentence is one quotation.")
+    assert nested_quotation('He called it a "temporary" measure.') == (
+        "He called it a 'temporary' measure.")
+    assert nested_quotation("No marks at all.") == "No marks at all."
