@@ -241,9 +241,18 @@ class Assistant:
     def by_document(self, answer: Answer, depth: int = 10) -> tuple[DocumentView, ...]:
         """Each document's position on the answer's question, with its quote (see by_document)."""
         question = answer.standalone_question
-        pool = self.retriever.search(question, max(depth, self.settings.top_k),
-                                     self.settings.retrieval_mode)
+        check = self._answerability
+        # With a judge, a wide pool: a document that words things differently still gets asked.
+        wide = max(depth, self.settings.top_k) if check is None else max(
+            depth, self.settings.candidates)
+        pool = self.retriever.search(question, wide, self.settings.retrieval_mode)
         documents = [(r.doc_id, r.title) for r in self.retriever.store.list_documents()]
+        if check is not None:
+            try:
+                return by_document(question, answer, pool, documents, self.score_sentences,
+                                   depth, answers=(check.answer_scores, check.threshold))
+            except BackendError:
+                pool = pool[:max(depth, self.settings.top_k)]
         return by_document(question, answer, pool, documents, self.score_sentences, depth)
 
     def _evidence_signal(self, question: str, hits: Sequence[Hit],

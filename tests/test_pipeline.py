@@ -285,6 +285,26 @@ def test_by_document_view_gives_each_document_a_quote_or_says_it_does_not_addres
         "Iran stands for maintaining the current status quo."]
 
 
+def test_by_document_with_a_judge_asks_each_document_whatever_its_rank(replay_assistant):
+    from qa.by_document import NOT_ADDRESSED
+
+    probe = replay_assistant("", abstain_threshold=-1)
+    pool = probe.retriever.search(QUESTION, probe.settings.candidates,
+                                  probe.settings.retrieval_mode)
+    last = list(dict.fromkeys(h.doc_id for h in pool))[-1]
+    own = [h for h in pool if h.doc_id == last][:2]
+    assert pool.index(own[0]) >= 3  # far below the depth the rank rule would accept
+    sentence = rank_evidence(QUESTION, own, probe.score_sentences)[1].sentence.text
+    # The judge finds only that one sentence of that one document answers the question.
+    assistant = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
+                                 repair=False, answerability=ListedAnswers(sentence))
+    views = {v.doc_id: v for v in assistant.by_document(assistant.ask(QUESTION), depth=3)}
+    assert views[last].addressed and views[last].source == "quote"
+    assert " ".join(views[last].citation.quote.split()) == " ".join(sentence.split())
+    others = [v for doc_id, v in views.items() if doc_id != last]
+    assert others and all(not v.addressed and v.statement == NOT_ADDRESSED for v in others)
+
+
 def test_comparison_questions_get_passages_from_several_documents(replay_assistant):
     from qa.diversify import is_comparison, round_robin
 
