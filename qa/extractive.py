@@ -40,7 +40,7 @@ _DOUBLE_QUOTES = "“”\""
 def nested_quotation(text: str) -> str:
     """The text ready to go inside “…”: a sentence that is one quotation loses its own marks,
     and quotation marks inside become single ones, so the marks shown always pair up
-    (“‘Assad is not our ally,’ Lavrov said.” rather than “Assad is not our ally,” Lavrov said.”)."""
+    (“‘The bridge can wait,’ the mayor said.” rather than “The bridge can wait,” the mayor said.”)."""
     text = text.strip()
     if (len(text) > 1 and text[0] in _DOUBLE_QUOTES and text[-1] in _DOUBLE_QUOTES
             and not any(mark in text[1:-1] for mark in _DOUBLE_QUOTES)):

@@ -1,7 +1,7 @@
 """Rewrite a follow-up question into a standalone one using the conversation so far.
 
-A model rewrites the follow-up ("Did it deliver them?" -> "Did Russia deliver the S-300
-systems?") when one is configured, and its rewrite is only used when it passes `keeps_words`:
+A model rewrites the follow-up ("Did it deliver them?" -> "Did the supplier deliver the
+pumps?") when one is configured, and its rewrite is only used when it passes `keeps_words`:
 it must keep every content word the user typed, take something from the previous question, and
 add nothing from outside the conversation. Otherwise the follow-up is joined literally to the
 previous question, so the user always sees exactly what was searched for.

@@ -1,4 +1,4 @@
-"""Documents a question names by their author or publisher: "according to Kozhanov", "do the
+"""Documents a question names by their author or publisher: "according to Okafor", "do the
 Institute's piece and Smith agree …".
 
 A reader who names a source wants that source's words, and a comparison of named sources needs
@@ -8,7 +8,7 @@ nothing here knows any particular collection; documents without such metadata ar
 
 A name counts as named when the question holds all of its words in order ("EastWest Institute"),
 or, for a name that reads like a person's (two to four capitalised words), its last word written
-with a capital ("Kozhanov" for "Nikolay A. Kozhanov").
+with a capital ("Okafor" for "Ngozi A. Okafor").
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _contains(sequence: Sequence[str], part: Sequence[str]) -> bool:
 
 
 def _names_in(question_words: Sequence[str], name: str) -> bool:
-    # Initials ("A.") are left out: people write "Kozhanov", not "Nikolay A. Kozhanov".
+    # Initials ("A.") are left out: people write "Okafor", not "Ngozi A. Okafor".
     words = [w for w in _words(name) if len(w) > 1]
     if not words:
         return False
