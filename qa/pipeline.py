@@ -7,9 +7,7 @@ them, and the eval runner keeps the final Answer.
 from __future__ import annotations
 
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
@@ -22,6 +20,7 @@ from .backends.base import BackendError, GenerationOptions, Generator, Prompt
 from .by_document import by_document
 from .citations import citations_of, verify
 from .judge import SupportJudge
+from .memo import BatchMemo
 from .judge.answerability import answerability_for, remembered
 from .judge.base import AnswerabilityJudge
 from .contracts import Answer, AnswerSentence, DocumentView, Event, Hit, Turn
@@ -75,8 +74,7 @@ class Assistant:
         self._answerability = remembered(answerability)
         # Follow-ups: a model's standalone rewrite when it keeps the user's words (QA_FOLLOWUP_MODEL).
         self._rewriter = rewriter or make_rewriter(settings, lambda: self.generator)
-        self._vector_cache: OrderedDict[str, object] = OrderedDict()
-        self._vector_lock = threading.Lock()
+        self._vectors: BatchMemo[str, object] = BatchMemo(VECTORS_KEPT)
 
     @property
     def generator(self) -> Generator:
@@ -103,25 +101,12 @@ class Assistant:
 
     def score_sentences(self, question: str, sentences: list[str]) -> list[float]:
         """Cosine similarity of each sentence to the question (for extractive answers)."""
-        vectors = self._vectors([normalize_for_search(question)] + list(sentences))
+        # Each text embedded once: one question ranks the same passage sentences for
+        # abstention, the prompt, the closing quote and the quotes (~0.3 s a time on 2 cores).
+        embed = self.retriever.embedder.embed
+        vectors = self._vectors.get_many([normalize_for_search(question)] + list(sentences),
+                                         lambda missing: list(embed(missing)))
         return [float(v @ vectors[0]) for v in vectors[1:]]
-
-    def _vectors(self, texts: list[str]) -> list:
-        """Embeddings of the texts, each computed once: one question ranks the same passage
-        sentences for abstention, the prompt, the closing quote and the quotes (about 0.3 s a
-        time on 2 cores)."""
-        with self._vector_lock:
-            missing = [t for t in dict.fromkeys(texts) if t not in self._vector_cache]
-        if missing:
-            fresh = dict(zip(missing, self.retriever.embedder.embed(missing)))
-            with self._vector_lock:
-                self._vector_cache.update(fresh)
-                while len(self._vector_cache) > VECTORS_KEPT:
-                    self._vector_cache.popitem(last=False)
-        else:
-            fresh = {}
-        with self._vector_lock:
-            return [fresh[t] if t in fresh else self._vector_cache[t] for t in texts]
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
         """Answer a question and return the final Answer (the stream, consumed)."""
@@ -360,11 +345,15 @@ class Assistant:
 
     def _on_point(self, question: str, supported: list[AnswerSentence]) -> list[AnswerSentence]:
         """Restated evidence is true by construction of the judge, not always on point: keep
-        the sentences the answerability judge finds answer the question."""
+        the sentences the answerability judge finds answer the question (all of them when it
+        fails: each is still backed by its quote)."""
         check = self._answerability
         if not supported or check is None:
             return supported
-        scores = check.answer_scores(question, [s.claim or s.text for s in supported])
+        try:
+            scores = check.answer_scores(question, [s.claim or s.text for s in supported])
+        except BackendError:
+            return supported
         return [s for s, score in zip(supported, scores) if score >= check.threshold]
 
     def _repair(self, question: str, hits: Sequence[Hit], spread: bool):
@@ -411,10 +400,7 @@ class Assistant:
                          f"passages {_were(checked.unsupported)} removed")
         supported = [s for s in checked.sentences if s.supported]
         if evidence_first and supported:
-            try:
-                on_point = self._on_point(question, supported)
-            except BackendError:
-                on_point = supported  # each sentence is still backed by its quote
+            on_point = self._on_point(question, supported)
             off = len(supported) - len(on_point)
             if off:
                 notes.append(f"{_count(off, 'supported sentence')} that did not answer the "

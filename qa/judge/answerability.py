@@ -12,11 +12,10 @@ sentence in the prompt, so the sentences checked for one question share its toke
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 
 
+from qa.memo import BatchMemo
 from qa.settings import Settings
 
 from .base import AnswerabilityJudge, SupportJudge
@@ -113,22 +112,12 @@ class RememberedAnswerability:
         self.inner = inner
         self.name = inner.name
         self.threshold = inner.threshold
-        self._scores: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
+        self._scores: BatchMemo[tuple[str, str], float] = BatchMemo(size)
 
     def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]:
-        with self._lock:
-            known = {t: self._scores[(question, t)] for t in texts if (question, t) in self._scores}
-        missing = [t for t in dict.fromkeys(texts) if t not in known]
-        if missing:
-            known.update(zip(missing, self.inner.answer_scores(question, missing)))
-            with self._lock:
-                for text in missing:
-                    self._scores[(question, text)] = known[text]
-                while len(self._scores) > self._size:
-                    self._scores.popitem(last=False)
-        return [known[t] for t in texts]
+        return self._scores.get_many(
+            [(question, t) for t in texts],
+            lambda missing: self.inner.answer_scores(question, [t for _, t in missing]))
 
 
 def remembered(judge: AnswerabilityJudge | None) -> AnswerabilityJudge | None:
