@@ -86,6 +86,14 @@ def run(args: list[str], data_dir: Path, env_extra: dict | None = None,
                           capture_output=True, text=True, timeout=600, **kwargs)
 
 
+def write_corpus(folder: Path, files: dict[str, str]) -> Path:
+    """A folder of documents (name -> text) to index; returns the folder."""
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
 def index_into(paths: list[Path], data_dir: Path, embedder, store: str, **kwargs):
     """`build_index` on the given store: FAISS files in `data_dir`, or its Milvus Lite file."""
     backend = store_backend(Settings(data_dir=data_dir, vector_store=store))

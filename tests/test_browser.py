@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from playwright import sync_api
-from conftest import ROOT, make_assistant, live_server
+from conftest import ROOT, make_assistant, live_server, write_corpus
 
 from index.build import build_index
 from qa.backends.base import ReplayGenerator
@@ -156,12 +156,8 @@ def assert_no_injection(page) -> None:
 
 def test_markup_in_documents_questions_and_answers_stays_text(page_at, tmp_path,
                                                               hashing_embedder):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "grain.txt").write_text(XSS_DOC, encoding="utf-8")
-    (corpus / "metadata.json").write_text(json.dumps(
-        {"grain.txt": {"title": "<img src=x onerror=\"window.__xss=4\"> Grain <b>report</b>"}}),
-        encoding="utf-8")
+    corpus = write_corpus(tmp_path / "corpus", {"grain.txt": XSS_DOC, "metadata.json": json.dumps(
+        {"grain.txt": {"title": "<img src=x onerror=\"window.__xss=4\"> Grain <b>report</b>"}})})
     data = tmp_path / "data"
     build_index([corpus], data, hashing_embedder)
     reply = ("The ministry said <script>window.__xss=1</script> the grain export talks failed "
@@ -198,9 +194,7 @@ PIER_DOC = ("Pier report\n\nThe harbour board approved the new pier in March. Th
 
 def test_two_sentences_citing_one_passage_open_two_different_quotes(page_at, tmp_path,
                                                                      hashing_embedder):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "pier.txt").write_text(PIER_DOC, encoding="utf-8")
+    corpus = write_corpus(tmp_path / "corpus", {"pier.txt": PIER_DOC})
     data = tmp_path / "data"
     build_index([corpus], data, hashing_embedder)
     reply = ("The harbour board approved the new pier in March [1]. The city council paid for "

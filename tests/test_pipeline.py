@@ -440,13 +440,11 @@ The board will meet again in spring to review progress on each of these goals.
 
 def test_a_passage_ending_on_a_list_introduction_comes_with_its_list(tmp_path, hashing_embedder,
                                                                       store_kind):
-    from conftest import index_into
+    from conftest import index_into, write_corpus
     from index.chunking import ChunkingParams
     from qa.overlap import with_list_bodies
 
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "plan.txt").write_text(PLAN, encoding="utf-8")
+    corpus = write_corpus(tmp_path / "corpus", {"plan.txt": PLAN})
     data = tmp_path / "data"
     # Small passages, so one boundary falls between the introduction and its list.
     index_into([corpus], data, hashing_embedder, store_kind, params=ChunkingParams(60, 0))
