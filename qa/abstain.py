@@ -27,7 +27,9 @@ class EvidenceSignal:
     """What abstention looks at; kept in the answer's notes and the eval results."""
 
     best_similarity: float  # cosine similarity of the nearest passage to the question
-    best_answer_score: float | None = None  # answerability of the best evidence sentence
+    # Answerability of the best evidence sentence; with `until_answered`, of the first one
+    # judged to answer (enough for the decision) or the best of all when none does.
+    best_answer_score: float | None = None
     answer_threshold: float | None = None  # the judge's calibrated threshold for that score
 
     def should_abstain(self, floor: float) -> bool:
@@ -46,14 +48,27 @@ class EvidenceSignal:
 
 def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], floor: float,
                     scorer: Callable[[str, list[str]], list[float]],
-                    answerability: AnswerabilityJudge | None) -> EvidenceSignal:
+                    answerability: AnswerabilityJudge | None,
+                    until_answered: bool = False) -> EvidenceSignal:
     """Measure how close the corpus comes to the question; the judge is only asked when the
-    nearest passage clears the floor (below it the answer is already no)."""
+    nearest passage clears the floor (below it the answer is already no).
+
+    `until_answered` asks about the sentences one at a time, best first, and stops at the first
+    judged to answer: the decision is the same, and each sentence not asked saves a judge call
+    (~1.7 s with qwen-1.5b on 2 cores) before the model starts writing. Calibration asks about
+    all of them, to measure the best score."""
     similarity = retriever.best_similarity(question)
     if answerability is None or similarity < floor or not hits:
         return EvidenceSignal(similarity)
     texts = [e.sentence.text for e in rank_evidence(question, hits, scorer)[:SENTENCES_CHECKED]]
     if not texts:
         return EvidenceSignal(similarity)
-    best = max(answerability.answer_scores(question, texts))
-    return EvidenceSignal(similarity, best, answerability.threshold)
+    if not until_answered:
+        best = max(answerability.answer_scores(question, texts))
+        return EvidenceSignal(similarity, best, answerability.threshold)
+    scores: list[float] = []
+    for text in texts:
+        scores += answerability.answer_scores(question, [text])
+        if scores[-1] >= answerability.threshold:
+            return EvidenceSignal(similarity, scores[-1], answerability.threshold)
+    return EvidenceSignal(similarity, max(scores), answerability.threshold)

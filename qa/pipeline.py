@@ -242,15 +242,17 @@ class Assistant:
 
     def _evidence_signal(self, question: str, hits: Sequence[Hit],
                          floor: float | None = None) -> EvidenceSignal:
-        """Similarity and answerability (asked only above the floor); a judge that fails leaves
-        the similarity alone to decide (the model's answer is still verified sentence by
-        sentence)."""
+        """Similarity and answerability (asked only above the floor, and only until a sentence
+        is judged to answer); a judge that fails leaves the similarity alone to decide (the
+        model's answer is still verified sentence by sentence). With an explicit `floor`
+        (calibration), every sentence is asked, to measure the best score."""
+        until_answered = floor is None
         floor = self.settings.abstain_threshold if floor is None else floor
         try:
             if self._answerability is None:
                 self._answerability = remembered(answerability_for(self.judge, self.settings))
             return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
-                                   self._answerability)
+                                   self._answerability, until_answered)
         except BackendError:
             return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
                                    None)
@@ -297,15 +299,15 @@ class Assistant:
         # A closing quote is extra reading: shown only when judged to answer the question, as
         # the extractive answer's quotes after the best one are (a related sentence that answers
         # nothing only pads the answer). The candidates are the sentences the abstention check
-        # has already put to the judge, so choosing among them costs no model call.
-        uncited = [e for e in ranked[:SENTENCES_CHECKED] if e.n not in cited]
-        if not uncited:
-            return None
-        try:
-            scores = check.answer_scores(question, [e.sentence.text for e in uncited])
-        except BackendError:
-            return None
-        for evidence, score in zip(uncited, scores):
+        # puts to the judge (those it already asked about cost no model call), asked one at a
+        # time, best first, until one answers.
+        for evidence in ranked[:SENTENCES_CHECKED]:
+            if evidence.n in cited:
+                continue
+            try:
+                score, = check.answer_scores(question, [evidence.sentence.text])
+            except BackendError:
+                return None
             if score >= check.threshold:
                 return evidence.as_answer()
         return None

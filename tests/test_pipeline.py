@@ -475,3 +475,44 @@ def test_quoted_evidence_shows_quotation_marks_that_pair_up():
     assert nested_quotation('He called it a "temporary" measure.') == (
         "He called it a 'temporary' measure.")
     assert nested_quotation("No marks at all.") == "No marks at all."
+
+
+class AskedAnswers(ListedAnswers):
+    """ListedAnswers that records every sentence it is asked about."""
+
+    def __init__(self, *texts: str) -> None:
+        super().__init__(*texts)
+        self.asked: list[str] = []
+
+    def answer_scores(self, question: str, texts) -> list[float]:
+        self.asked.extend(" ".join(t.split()) for t in texts)
+        return super().answer_scores(question, texts)
+
+
+def test_abstention_stops_asking_once_a_sentence_answers(replay_assistant):
+    """Before the model writes, the judge is asked about the best sentences one at a time and no
+    further than the first that answers; calibration still asks about all of them."""
+    probe = replay_assistant("", abstain_threshold=-1)
+    ranked = rank_evidence(QUESTION, probe.passages_for(QUESTION), probe.score_sentences)
+    checked = [" ".join(e.sentence.text.split()) for e in ranked[:SENTENCES_CHECKED]]
+    assert len(checked) == SENTENCES_CHECKED
+
+    first_answers = AskedAnswers(checked[0])
+    assistant = replay_assistant("", abstain_threshold=-1, answerability=first_answers)
+    events = assistant.stream(QUESTION)
+    assert next(events).kind == "passages"  # the decision is made before the model runs
+    assert first_answers.asked == checked[:1]
+
+    second_answers = AskedAnswers(checked[1])
+    events = replay_assistant("", abstain_threshold=-1, answerability=second_answers).stream(
+        QUESTION)
+    assert next(events).kind == "passages" and second_answers.asked == checked[:2]
+
+    none_answers = AskedAnswers()
+    answer = replay_assistant("", abstain_threshold=-1, answerability=none_answers).ask(QUESTION)
+    assert answer.abstained and none_answers.asked == checked
+
+    measured = AskedAnswers(checked[0])
+    signal = replay_assistant("", abstain_threshold=-1,
+                              answerability=measured).measure_evidence(QUESTION)
+    assert measured.asked == checked and signal.best_answer_score == 1.0
