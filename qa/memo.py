@@ -1,7 +1,7 @@
 """A bounded, thread-safe memory of values computed in batches (model scores, embeddings).
 
-One question asks about the same texts several times (abstention, the prompt, the closing quote,
-the quotes); each ask is a model call, so the answers are kept, the oldest dropped first.
+One question asks about the same texts several times (abstention, the prompt, the
+quotes); each ask is a model call, so the answers are kept, the oldest dropped first.
 """
 
 from __future__ import annotations

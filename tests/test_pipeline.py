@@ -12,7 +12,7 @@ from qa.backends.base import BackendError, ReplayGenerator
 from index.chunking import normalize_for_search
 from qa.contracts import Turn
 from qa.abstain import SENTENCES_CHECKED
-from qa.extractive import nested_quotation, rank_evidence
+from qa.extractive import extractive_answer, nested_quotation, rank_evidence
 from qa.prompt import fit_prompt
 
 from conftest import make_assistant
@@ -331,16 +331,17 @@ def test_quotes_for_a_comparison_question_come_from_each_document_first(replay_a
     quotes_resolve(answer)
 
 
-def test_the_closing_quote_never_repeats_a_passage_the_answer_already_cites(replay_assistant):
+def test_a_model_answer_is_its_supported_sentences_only(replay_assistant):
+    """No quote is appended to the model's own sentences (they were padding, see _verified)."""
     probe = replay_assistant("", abstain_threshold=-1)
-    hits = probe.passages_for(QUESTION)
-    best = rank_evidence(QUESTION, hits, probe.score_sentences)[0]  # what would close the answer
+    ranked = rank_evidence(QUESTION, probe.passages_for(QUESTION), probe.score_sentences)
+    best = ranked[0]
     reply = f"{' '.join(best.sentence.text.split())} [{best.n}]"
-    answer = replay_assistant(reply, abstain_threshold=-1).ask(QUESTION)
-    assert answer.mode == "model" and answer.sentences[0].citations == (best.n,)
-    closing = [s for s in answer.sentences if s.text.startswith("The documents say: ")]
-    assert len(closing) == 1 and closing[0].citations[0] != best.n
-    assert len({c.n for c in answer.citations}) == len(answer.citations) == 2
+    answer = replay_assistant(reply, abstain_threshold=-1,
+                              answerability=WordAnswerability()).ask(QUESTION)
+    assert answer.mode == "model" and len(answer.sentences) == 1
+    assert answer.sentences[0].citations == (best.n,) and "The documents say" not in answer.answer
+    assert [c.n for c in answer.citations] == [best.n]
     quotes_resolve(answer)
 
 
@@ -357,32 +358,7 @@ class ListedAnswers:
         return [1.0 if " ".join(t.split()) in self.texts else 0.0 for t in texts]
 
 
-def test_the_closing_quote_is_shown_only_when_judged_to_answer(replay_assistant):
-    probe = replay_assistant("", abstain_threshold=-1)
-    hits = probe.passages_for(QUESTION)
-    ranked = rank_evidence(QUESTION, hits, probe.score_sentences)
-    best = ranked[0]
-    others = [e for e in ranked if e.n != best.n]
-    reply = f"{' '.join(best.sentence.text.split())} [{best.n}]"
-
-    def closing(check) -> list:
-        answer = replay_assistant(reply, abstain_threshold=-1, answerability=check).ask(QUESTION)
-        assert answer.mode == "model" and answer.sentences[0].citations == (best.n,)
-        quotes_resolve(answer)
-        return [s for s in answer.sentences if s.text.startswith("The documents say: ")]
-
-    # Only the model's own sentence answers: no closing quote pads the answer.
-    assert closing(ListedAnswers(best.sentence.text)) == []
-    # The second-ranked other sentence answers, the first does not: the closing quote skips
-    # the higher-ranked one that answers nothing (both are among the sentences the abstention
-    # check puts to the judge, the only candidates).
-    assert others[1] in ranked[:SENTENCES_CHECKED]
-    shown = closing(ListedAnswers(best.sentence.text, others[1].sentence.text))
-    assert len(shown) == 1 and shown[0].citations == (others[1].n,)
-    assert shown[0].claim == nested_quotation(normalize_for_search(others[1].sentence.text))
-
-
-def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assistant):
+def test_only_quotes_judged_to_answer_are_kept(replay_assistant):
     question = "Which side insists on maintaining Assad, and which is more flexible?"
     plain = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
                              repair=False).ask(question)
@@ -397,10 +373,17 @@ def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assista
     assert plain.mode == checked.mode == "extractive"
     kept = [c.n for c in checked.citations]
     assert set(kept) <= set(quotes) and len(kept) < len(quotes)  # padding was dropped
-    # The best quote stays whatever its score; every other kept quote answers, none that does goes.
-    assert len([n for n in kept if scores[n] < check.threshold]) <= 1
-    assert all(n in kept for n in quotes if scores[n] >= check.threshold)
+    # Exactly the quotes that answer, even when the closest one by meaning does not.
+    assert kept == sorted(n for n in quotes if scores[n] >= check.threshold)
     quotes_resolve(checked)
+
+    # None answers (the judge's yes was for a sentence not quoted): the closest quote stays, so
+    # a fallback is never empty.
+    hits, scorer = checked.passages, replay_assistant("", abstain_threshold=-1).score_sentences
+    best = rank_evidence(question, hits, scorer)[0]
+    text, _, citations = extractive_answer(
+        question, hits, scorer, answers=(lambda q, texts: [0.0] * len(texts), 0.5))
+    assert [c.n for c in citations] == [best.n] and text.startswith("The documents say: ")
 
 
 def test_a_question_naming_its_sources_gets_passages_from_them_only(replay_assistant):
