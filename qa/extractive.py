@@ -111,17 +111,15 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     of the quotes alone from 0.514 to 0.569, most on questions whose answer spans passages.
     `spread` (comparison questions) takes each document's best sentence first, so every side
     that speaks is quoted before any document is quoted twice. With `answers` (a scorer and
-    its threshold), only the quotes judged to answer the question are kept (the closest one
-    when none is): related sentences that answer nothing are padding a reader has to wade
-    through, and the closest by meaning is often an introduction that names the topic (on the
-    tune half, 4 of 15 quoted answers led with one that the judge said answers nothing).
+    its threshold), the quotes after the best one are kept only when judged to answer the
+    question: related sentences that answer nothing are padding a reader has to wade through.
     """
     chosen = select_evidence(rank_evidence(question, hits, scorer), max_quotes, spread,
                              one_per_passage=True)
     if answers is not None and len(chosen) > 1:
         score, threshold = answers
-        scores = score(question, [e.sentence.text for e in chosen])
-        chosen = [e for e, s in zip(chosen, scores) if s >= threshold] or chosen[:1]
+        scores = score(question, [e.sentence.text for e in chosen[1:]])
+        chosen = chosen[:1] + [e for e, s in zip(chosen[1:], scores) if s >= threshold]
     pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)

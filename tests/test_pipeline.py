@@ -12,7 +12,7 @@ from qa.backends.base import BackendError, ReplayGenerator
 from index.chunking import normalize_for_search
 from qa.contracts import Turn
 from qa.abstain import SENTENCES_CHECKED
-from qa.extractive import extractive_answer, nested_quotation, rank_evidence
+from qa.extractive import nested_quotation, rank_evidence
 from qa.prompt import fit_prompt
 
 from conftest import make_assistant
@@ -358,7 +358,7 @@ class ListedAnswers:
         return [1.0 if " ".join(t.split()) in self.texts else 0.0 for t in texts]
 
 
-def test_only_quotes_judged_to_answer_are_kept(replay_assistant):
+def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assistant):
     question = "Which side insists on maintaining Assad, and which is more flexible?"
     plain = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
                              repair=False).ask(question)
@@ -373,17 +373,11 @@ def test_only_quotes_judged_to_answer_are_kept(replay_assistant):
     assert plain.mode == checked.mode == "extractive"
     kept = [c.n for c in checked.citations]
     assert set(kept) <= set(quotes) and len(kept) < len(quotes)  # padding was dropped
-    # Exactly the quotes that answer, even when the closest one by meaning does not.
-    assert kept == sorted(n for n in quotes if scores[n] >= check.threshold)
+    # The best quote stays whatever its score (the judge misses answers a reader sees, and the
+    # answer needs one quote); every other kept quote answers, none that does goes.
+    assert len([n for n in kept if scores[n] < check.threshold]) <= 1
+    assert all(n in kept for n in quotes if scores[n] >= check.threshold)
     quotes_resolve(checked)
-
-    # None answers (the judge's yes was for a sentence not quoted): the closest quote stays, so
-    # a fallback is never empty.
-    hits, scorer = checked.passages, replay_assistant("", abstain_threshold=-1).score_sentences
-    best = rank_evidence(question, hits, scorer)[0]
-    text, _, citations = extractive_answer(
-        question, hits, scorer, answers=(lambda q, texts: [0.0] * len(texts), 0.5))
-    assert [c.n for c in citations] == [best.n] and text.startswith("The documents say: ")
 
 
 def test_a_question_naming_its_sources_gets_passages_from_them_only(replay_assistant):
