@@ -63,12 +63,9 @@ def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], fl
     texts = [e.sentence.text for e in rank_evidence(question, hits, scorer)[:SENTENCES_CHECKED]]
     if not texts:
         return EvidenceSignal(similarity)
-    if not until_answered:
-        best = max(answerability.answer_scores(question, texts))
-        return EvidenceSignal(similarity, best, answerability.threshold)
     scores: list[float] = []
     for text in texts:
         scores += answerability.answer_scores(question, [text])
-        if scores[-1] >= answerability.threshold:
-            return EvidenceSignal(similarity, scores[-1], answerability.threshold)
+        if until_answered and scores[-1] >= answerability.threshold:
+            break  # every earlier score was below it, so this one is the best so far
     return EvidenceSignal(similarity, max(scores), answerability.threshold)
