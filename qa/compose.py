@@ -106,9 +106,9 @@ class Components:
                 if self._judge_factory is not None:
                     self._judge = self._judge_factory()
                 else:
-                    from .judge import make_judge
+                    from .judge import answer_judge
 
-                    self._judge = make_judge(self.settings)
+                    self._judge = answer_judge(self.settings)
             return self._judge
 
     def retriever(self, store: DocumentStore | None = None) -> Retriever:

@@ -455,6 +455,6 @@ def _named_note(named: Sequence[DocumentRecord], hits: Sequence[Hit]) -> tuple[s
 
 
 def _default_judge(settings: Settings) -> SupportJudge:
-    from .judge import make_judge
+    from .judge import answer_judge
 
-    return make_judge(settings)
+    return answer_judge(settings)

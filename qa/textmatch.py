@@ -5,7 +5,19 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from index.chunking import normalize_for_search
+
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’\-]*|\d+(?:[.,]\d+)*")
+
+# Typographic variants one text copied from another may differ in: curly quotes, dashes.
+_VARIANTS = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "–": "-", "—": "-"})
+
+
+def comparable(text: str) -> str:
+    """The text as two copies of one sentence compare equal: footnote marks, spacing, case and
+    typographic variants aside."""
+    return " ".join(normalize_for_search(text).translate(_VARIANTS).casefold().split())
+
 
 NEGATIONS = frozenset({"not", "no", "never", "nor", "neither", "without", "cannot", "n't",
                        "none", "nobody", "nothing"})

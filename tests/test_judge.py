@@ -239,6 +239,38 @@ def test_remembered_answerability_asks_the_judge_once_per_question_and_text():
     assert inner.asked[:2] == ["The city built the bridge.", "Rain."] and len(inner.asked) == 4
     check.answer_scores("Who paid for it?", ["Rain."])  # another question is asked again
     assert inner.asked[-1] == "Rain." and len(inner.asked) == 5
+    # A copy of a sentence asked about before (spacing, a footnote mark, curly quotes aside)
+    # is not asked about again.
+    copy = check.answer_scores("Who built the bridge?", ["The  city built[3] the bridge."])
+    assert copy == first[:1] and len(inner.asked) == 5
+
+
+def test_copied_sentences_are_accepted_without_asking_the_judge():
+    from qa.judge.copies import CopyAcceptingJudge, is_copied
+
+    evidence = ("After the flood of 1998, the council rebuilt the bridge[4]. The mayor’s office "
+                "paid for it. Nobody said the old bridge had been unsafe.")
+    assert is_copied("The mayor's office paid for it.", evidence)
+    assert is_copied("after the flood of 1998, the council  rebuilt the bridge", evidence)
+    assert is_copied("The mayor’s office paid for it. Nobody said the old bridge had been "
+                     "unsafe.", evidence)
+    # Fragments can drop what the sentence hangs on (a negation, a time): they are judged.
+    assert not is_copied("The old bridge had been unsafe.", evidence)
+    assert not is_copied("The council rebuilt the bridge.", evidence)
+    assert not is_copied("The mayor's office paid", evidence)
+    assert not is_copied("It rained.", "It rained.")  # too short to be a claim
+
+    inner = CountingJudge()
+    judge = CopyAcceptingJudge(inner)
+    verdicts = judge.judge([Claim("The mayor's office paid for it.", (evidence,)),
+                            Claim("The old bridge had been unsafe.", (evidence,))])
+    assert [v.supported for v in verdicts] == [True, True]
+    assert verdicts[0].judge == "copy" and verdicts[1].judge == "counting"
+    assert [c.text for c in inner.asked] == ["The old bridge had been unsafe."]
+    # Judged by the inner judge, the fragment gets the inner judge's verdict.
+    strict = CopyAcceptingJudge(PrefilteredJudge(StrictWordJudge()))
+    assert [v.supported for v in strict.judge(
+        [Claim("The bridge was never rebuilt.", (evidence,))])] == [False]
 
 
 class YesJudge:

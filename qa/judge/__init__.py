@@ -12,7 +12,7 @@ from .base import (CONTRADICTED, SUPPORTED, UNSUPPORTED, Claim, SupportJudge, Ve
 from .prefilter import PrefilteredJudge
 
 __all__ = ["CONTRADICTED", "SUPPORTED", "UNSUPPORTED", "Claim", "SupportJudge", "Verdict",
-           "judge_one", "make_judge", "DEFAULT_JUDGE_MODEL"]
+           "judge_one", "make_judge", "answer_judge", "DEFAULT_JUDGE_MODEL"]
 
 DEFAULT_JUDGE_MODEL = "qwen-1.5b"
 # P(yes) at or above which the LLM judge accepts, per packaged model: the threshold with the
@@ -52,3 +52,12 @@ def make_judge(settings: Settings, kind: str | None = None, model: str | None = 
         raise UserError(f"Unknown judge '{kind}': use llm, cross-encoder, ollama or openai "
                         "(QA_JUDGE or --judge)")
     return PrefilteredJudge(inner) if settings.judge_prefilter else inner
+
+
+def answer_judge(settings: Settings) -> SupportJudge:
+    """The judge that verifies answers: the configured one, not asked about sentences copied
+    whole from their evidence (see copies.py). Eval grading and `qa judge-check` use
+    make_judge, so their figures measure the judge itself."""
+    from .copies import CopyAcceptingJudge
+
+    return CopyAcceptingJudge(make_judge(settings))

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from qa.memo import BatchMemo
 from qa.settings import Settings
+from qa.textmatch import comparable
 
 from .base import AnswerabilityJudge, SupportJudge
 from .llm import few_shot_preamble
@@ -115,9 +116,13 @@ class RememberedAnswerability:
         self._scores: BatchMemo[tuple[str, str], float] = BatchMemo(size)
 
     def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]:
+        # Keyed by the comparable text: a model sentence copied from a passage sentence asked
+        # about before (abstention asks about the best ones) is not asked about again.
+        keys = [(question, comparable(t)) for t in texts]
+        originals = dict(zip(keys, texts))
         return self._scores.get_many(
-            [(question, t) for t in texts],
-            lambda missing: self.inner.answer_scores(question, [t for _, t in missing]))
+            keys, lambda missing: self.inner.answer_scores(question,
+                                                           [originals[k] for k in missing]))
 
 
 def remembered(judge: AnswerabilityJudge | None) -> AnswerabilityJudge | None:
