@@ -97,20 +97,6 @@ def select_evidence(ranked: Sequence[Evidence], count: int, spread: bool = False
     return chosen
 
 
-def best_of_other_documents(ranked: Sequence[Evidence], heard: set[str], count: int
-                            ) -> list[Evidence]:
-    """The best sentence of each document not in `heard`, best document first, at most `count`:
-    the sides of a comparison an answer has not yet let speak."""
-    chosen: list[Evidence] = []
-    for evidence in ranked:
-        if len(chosen) >= count:
-            break
-        if evidence.hit.doc_id not in heard:
-            heard = heard | {evidence.hit.doc_id}
-            chosen.append(evidence)
-    return chosen
-
-
 # Scores (question, texts) -> does each text answer the question; the answerability judge.
 AnswerScorer = Callable[[str, list[str]], list[float]]
 

@@ -24,8 +24,7 @@ from .memo import BatchMemo
 from .judge.answerability import answerability_for, remembered
 from .judge.base import AnswerabilityJudge
 from .contracts import Answer, AnswerSentence, DocumentView, Event, Hit, Turn
-from .extractive import (best_of_other_documents, extractive_answer, rank_evidence,
-                         select_evidence)
+from .extractive import extractive_answer, rank_evidence, select_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .named_sources import named_documents
@@ -347,28 +346,6 @@ class Assistant:
         checked = replace(checked, citations=citations_of(supported))
         return checked, supported, raw
 
-    def _other_sides(self, question: str, hits: Sequence[Hit],
-                     shown: Sequence[AnswerSentence]) -> list[AnswerSentence]:
-        """For a comparison the model answered from fewer documents than the passages span:
-        each other document's best sentence, quoted, when the answerability judge says it
-        answers (one document's view is not a comparison); up to EVIDENCE_SENTENCES documents
-        in all. Nothing without a judge: a related sentence that answers nothing is padding."""
-        check = self._answerability
-        heard = {hits[n - 1].doc_id for s in shown for n in s.citations if 0 < n <= len(hits)}
-        room = EVIDENCE_SENTENCES - len(heard)
-        if check is None or room <= 0:
-            return []
-        candidates = best_of_other_documents(
-            rank_evidence(question, hits, self.score_sentences), heard, room)
-        if not candidates:
-            return []
-        try:
-            scores = check.answer_scores(question, [e.sentence.text for e in candidates])
-        except BackendError:
-            return []
-        kept = [e for e, score in zip(candidates, scores) if score >= check.threshold]
-        return [e.as_answer()[0] for e in sorted(kept, key=lambda e: e.n)]
-
     def _verified(self, base: Answer, raw: str, question: str, hits: Sequence[Hit],
                   spread: bool, evidence_first: bool = False) -> Answer:
         """Keep the model's supported sentences; otherwise answer from the evidence.
@@ -415,17 +392,10 @@ class Assistant:
             else:
                 notes.append("the draft failed the judge and so did a second draft restating "
                              "the best evidence")
-        if supported and spread:
-            sides = self._other_sides(question, hits, supported)
-            if sides:
-                notes.append(f"{_count(len(sides), 'quote')} from documents the model's answer "
-                             f"left out, judged to answer the question, {_were(len(sides))} added")
-                supported = supported + sides
         if supported:
-            # The model's supported sentences alone (and, for a comparison, the other sides).
-            # A closing quote of the best uncited evidence sentence used to follow; on the tune
-            # half all 7 read as off the point (measured on eval/seed_questions.jsonl) and none
-            # added a key fact.
+            # The model's supported sentences alone. A closing quote of the best uncited
+            # evidence sentence used to follow; on the tune half all 7 read as off the point
+            # (measured on eval/seed_questions.jsonl) and none added a key fact.
             return replace(base, answer=" ".join(s.text for s in supported),
                            sentences=tuple(supported), citations=citations_of(supported),
                            mode=mode, notes=tuple(notes))
