@@ -56,7 +56,7 @@ def make_judge(settings: Settings, kind: str | None = None, model: str | None = 
 
 def answer_judge(settings: Settings) -> SupportJudge:
     """The judge that verifies answers: the configured one, not asked about sentences copied
-    whole from their evidence (see copies.py). Eval grading and `qa judge-check` use
+    whole from their evidence (see copies.py). Eval grading and `qa check` use
     make_judge, so their figures measure the judge itself."""
     from .copies import CopyAcceptingJudge
 
