@@ -493,3 +493,35 @@ def test_abstention_stops_asking_once_a_sentence_answers(replay_assistant):
     signal = replay_assistant("", abstain_threshold=-1,
                               answerability=measured).measure_evidence(QUESTION)
     assert measured.asked == checked and signal.best_answer_score == 1.0
+
+
+def test_warm_up_loads_the_model_and_asks_each_judge_once(hashing_seed_index, hashing_embedder):
+    from judges import StrictWordJudge
+
+    class RecordingJudge(StrictWordJudge):
+        def __init__(self) -> None:
+            self.asked = []
+
+        def judge(self, claims):
+            self.asked.extend(claims)
+            return super().judge(claims)
+
+    made, judge, answers = [], RecordingJudge(), AskedAnswers()
+
+    def generator():
+        made.append(1)
+        return ReplayGenerator("")
+
+    assistant = make_assistant(hashing_seed_index, hashing_embedder, generator, judge=judge,
+                               answerability=answers, abstain_threshold=-1)
+    assert not made and not judge.asked and not answers.asked  # nothing loads until asked
+    assistant.warm_up()
+    assert made == [1] and len(judge.asked) == 1 and len(answers.asked) == 1
+
+    def broken():
+        raise BackendError("the model server is down")
+
+    failing = make_assistant(hashing_seed_index, hashing_embedder, broken, abstain_threshold=-1)
+    failing.warm_up()  # a broken backend is left for the first question to report
+    with pytest.raises(BackendError):
+        failing.generator  # noqa: B018

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -168,6 +169,9 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
             backend, model = current.backend_label()
             log.warning("Ready: %d documents, backend %s (%s).",
                         current.retriever.store.count_documents(), backend, model)
+            # Models load and the judges read their instructions while the page is opened,
+            # not while the first question waits (see Assistant.warm_up).
+            threading.Thread(target=current.warm_up, name="warm-up", daemon=True).start()
         yield
 
     uploads.check_write_access(settings)  # no open writing endpoints on the network
