@@ -136,6 +136,9 @@ class Settings:
                                        "assistant abstains; 0 uses the judge model's calibrated "
                                        "threshold.")
     max_question_chars: int = _setting(2000, "Longest question accepted.")
+    warm_up: bool = _setting(True, "Whether `qa serve` loads the models and lets the judges "
+                             "read their instructions in the background at start, so the "
+                             "first question does not wait for them.")
     host: str = _setting("127.0.0.1", "Address `qa serve` listens on.")
     port: int = _setting(8000, "Port `qa serve` listens on.")
 

@@ -46,7 +46,8 @@ def serve(data: Path, uri: str) -> tuple[subprocess.Popen, str]:
     """`qa serve` on a free port with its own data folder and the index in Milvus at `uri`."""
     port = free_port()
     env = {**os.environ, "QA_DATA_DIR": str(data), "QA_VECTOR_STORE": "milvus",
-           "QA_MILVUS_URI": uri, "QA_API_TOKEN": TOKEN, "OMP_NUM_THREADS": "1"}
+           "QA_MILVUS_URI": uri, "QA_API_TOKEN": TOKEN, "OMP_NUM_THREADS": "1",
+           "QA_WARM_UP": "false"}  # these servers only search and upload
     data.mkdir(parents=True, exist_ok=True)
     log = data / "serve.log"
     with log.open("w") as output:

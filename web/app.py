@@ -169,9 +169,6 @@ def create_app(settings: Settings, assistant: Assistant | None = None) -> FastAP
             backend, model = current.backend_label()
             log.warning("Ready: %d documents, backend %s (%s).",
                         current.retriever.store.count_documents(), backend, model)
-            # Models load and the judges read their instructions while the page is opened,
-            # not while the first question waits (see Assistant.warm_up).
-            threading.Thread(target=current.warm_up, name="warm-up", daemon=True).start()
         yield
 
     uploads.check_write_access(settings)  # no open writing endpoints on the network
@@ -212,6 +209,10 @@ def serve(settings: Settings) -> None:
         assistant.generator
     except BackendError as exc:
         log.warning("%s -- the server still answers with retrieved passages.", exc)
+    if settings.warm_up:
+        # The judges read their instructions while the page is opened, not while the first
+        # question waits (see Assistant.warm_up).
+        threading.Thread(target=assistant.warm_up, name="warm-up", daemon=True).start()
     log.info("Serving %d documents on http://%s:%d/ (following re-indexes of %s)",
              assistant.retriever.store.count_documents(), settings.host, settings.port,
              settings.data_dir)
