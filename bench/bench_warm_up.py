@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench_answer_latency import questions  # the same questions as the latency benchmark
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PHASE = """
@@ -45,13 +47,6 @@ for question in questions:
     times.append(time.perf_counter() - started)
 print(json.dumps({"warm_up_s": warm_s, "answer_s": times}))
 """
-
-
-def questions(split: str, limit: int) -> list[str]:
-    rows = [json.loads(line) for line in (ROOT / "eval" / "seed_questions.jsonl").read_text(
-        encoding="utf-8").splitlines() if line.strip()]
-    return [r["question"] for r in rows if r.get("split") == split and r.get("answerable", True)
-            ][:limit]
 
 
 def run_phase(asked: list[str], phase: str) -> dict:
