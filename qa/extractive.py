@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from index.chunking import normalize_for_search
 
-from .citations import SentenceSpan, make_citation, passage_sentences
+from .citations import SentenceSpan, describes_a_source, make_citation, passage_sentences
 from .contracts import AnswerSentence, Citation, Hit
 from .textmatch import content_stems
 
@@ -64,8 +64,11 @@ def weighted_overlap(question: str, texts: Sequence[str]) -> list[float]:
 def rank_evidence(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None
                   ) -> list[Evidence]:
     """Every sentence of the passages, best evidence first."""
+    # A sentence about what its document covers ("This article explores …") is evidence of
+    # nothing; it is dropped from model drafts for the same reason (citations.describes_a_source).
     candidates = [(n, hit, sentence) for n, hit in enumerate(hits, start=1)
-                  for sentence in passage_sentences(hit) if len(sentence.text.split()) >= 6]
+                  for sentence in passage_sentences(hit) if len(sentence.text.split()) >= 6
+                  and not describes_a_source(normalize_for_search(sentence.text))]
     if not candidates:
         return []
     texts = [normalize_for_search(c[2].text) for c in candidates]

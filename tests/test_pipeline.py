@@ -444,6 +444,18 @@ def test_a_passage_ending_on_a_list_introduction_comes_with_its_list(tmp_path, h
     assert not last[0].text.rstrip().endswith(":") and with_list_bodies(last, store) == last
 
 
+def test_a_sentence_about_what_its_document_covers_is_not_evidence():
+    from qa.contracts import Hit
+
+    about = "This article explores the harbour budget and the state of the old quay."
+    doc = about + " The board spent most of the harbour budget on dredging the northern channel."
+    hit = Hit(1, 1.0, "d", "Harbour report", "d.txt", 0, len(doc), doc)
+    ranked = rank_evidence("What does the article say about the harbour budget?", [hit], None)
+    assert [e.sentence.text.split()[0] for e in ranked] == ["The"]
+    only_about = Hit(1, 1.0, "d", "Harbour report", "d.txt", 0, len(about), about)
+    assert rank_evidence("What about the harbour budget?", [only_about], None) == []
+
+
 def test_quoted_evidence_shows_quotation_marks_that_pair_up():
     said = "“The bridge is not our priority, frankly,” the mayor said."
     assert nested_quotation(said) == "‘The bridge is not our priority, frankly,’ the mayor said."
