@@ -206,10 +206,9 @@ class Assistant:
             self.score_sentences("When did the new bridge open?", [sample])
             self.generator  # noqa: B018 - loading is the point
             self.judge.judge([Claim("The bridge opened in May.", (sample,))])
-            if self._answerability is None:
-                self._answerability = remembered(answerability_for(self.judge, self.settings))
-            if self._answerability is not None:
-                self._answerability.answer_scores("When did the new bridge open?", [sample])
+            check = self._load_answerability()
+            if check is not None:
+                check.answer_scores("When did the new bridge open?", [sample])
         except (BackendError, UserError):
             pass
 
@@ -268,20 +267,25 @@ class Assistant:
         until_answered = floor is None
         floor = self.settings.abstain_threshold if floor is None else floor
         try:
-            if self._answerability is None:
-                self._answerability = remembered(answerability_for(self.judge, self.settings))
+            self._load_answerability()
             return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
                                    self._answerability, until_answered)
         except BackendError:
             return evidence_signal(question, self.retriever, hits, floor, self.score_sentences,
                                    None)
 
+    def _load_answerability(self) -> AnswerabilityJudge | None:
+        """The answerability judge, created on first use (it may load a model)."""
+        if self._answerability is None:
+            self._answerability = remembered(answerability_for(self.judge, self.settings))
+        return self._answerability
+
     @property
     def answerability_name(self) -> str:
         """The answerability judge in use ("none" when only the similarity floor decides)."""
         if self._answerability is None:
             try:
-                self._answerability = remembered(answerability_for(self.judge, self.settings))
+                self._load_answerability()
             except BackendError:
                 return "none"
         return self._answerability.name if self._answerability is not None else "none"
