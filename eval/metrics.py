@@ -80,7 +80,8 @@ when its character span overlaps a gold quote of the question in the same docume
 **Latency** — milliseconds from each answer's timings: p50 and p95 (linear interpolation between
 the closest ranks, numpy's default) of `retrieval_ms` (search and evidence check),
 `first_token_ms` (question received to first model token; answers without a model call are left
-out), `judge_ms` (checking the model's sentences with the support judge; answers without a draft
+out), `first_verified_ms` (question received to the first verified text shown: the source sentence
+judged to answer, sent before the draft, else the whole answer), `judge_ms` (checking the model's sentences with the support judge; answers without a draft
 are left out) and `total_ms` (the whole answer).
 
 **By question type** — for each `type` of the question file: the number of questions,
@@ -236,7 +237,7 @@ def question_metrics(question: Question, answer: Answer, retrieved: Sequence[Hit
 
 
 RETRIEVAL_KEYS = ("recall@1", "recall@3", "recall@5", "recall@10", "mrr", "evidence_recall")
-LATENCY_KEYS = ("retrieval_ms", "first_token_ms", "judge_ms", "total_ms")
+LATENCY_KEYS = ("retrieval_ms", "first_token_ms", "first_verified_ms", "judge_ms", "total_ms")
 
 
 def mean(values: Iterable[float | None]) -> float | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .contracts import Hit
-from .extractive import rank_evidence
+from .extractive import Evidence, rank_evidence
 from .judge.base import AnswerabilityJudge
 from .retrieve import Retriever
 
@@ -31,6 +31,9 @@ class EvidenceSignal:
     # judged to answer (enough for the decision) or the best of all when none does.
     best_answer_score: float | None = None
     answer_threshold: float | None = None  # the judge's calibrated threshold for that score
+    # The first evidence sentence judged to answer the question: a verified quote the reader can
+    # see while the model writes (never in to_json: the notes keep the scores only).
+    answering: Evidence | None = None
 
     def should_abstain(self, floor: float) -> bool:
         """Far from every passage, or no evidence sentence judged to answer the question."""
@@ -60,12 +63,15 @@ def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], fl
     similarity = retriever.best_similarity(question)
     if answerability is None or similarity < floor or not hits:
         return EvidenceSignal(similarity)
-    texts = [e.sentence.text for e in rank_evidence(question, hits, scorer)[:SENTENCES_CHECKED]]
-    if not texts:
+    best = rank_evidence(question, hits, scorer)[:SENTENCES_CHECKED]
+    if not best:
         return EvidenceSignal(similarity)
     scores: list[float] = []
-    for text in texts:
-        scores += answerability.answer_scores(question, [text])
-        if until_answered and scores[-1] >= answerability.threshold:
-            break  # every earlier score was below it, so this one is the best so far
-    return EvidenceSignal(similarity, max(scores), answerability.threshold)
+    answering = None
+    for evidence in best:
+        scores += answerability.answer_scores(question, [evidence.sentence.text])
+        if scores[-1] >= answerability.threshold and answering is None:
+            answering = evidence
+            if until_answered:
+                break  # every earlier score was below it, so this one is the best so far
+    return EvidenceSignal(similarity, max(scores), answerability.threshold, answering)

@@ -260,6 +260,10 @@ def ask_command(
         for event in assistant.stream(question):
             if event.kind == "rewrite" and not as_json:
                 typer.echo(f"(searching for: {event.data})")
+            elif event.kind == "evidence" and not as_json:
+                # Verified source words while the draft is written (the answer follows).
+                typer.secho(f"Found in {event.data.title}: “{' '.join(event.data.quote.split())}”",
+                            dim=True)
             elif event.kind == "token" and not as_json:
                 if not streaming:
                     typer.secho("Draft: ", dim=True, nl=False)

@@ -109,7 +109,7 @@ class Answer:
 
 @dataclass(frozen=True)
 class Event:
-    """One step of a streamed answer: rewrite, passages, token, done or error."""
+    """One step of a streamed answer: rewrite, passages, evidence, token, done or error."""
 
     kind: str
     data: Any = field(default=None)

@@ -119,7 +119,8 @@ class Assistant:
         return answer
 
     def stream(self, question: str, history: Sequence[Turn] = ()) -> Iterator[Event]:
-        """Events: rewrite?, passages, token*, error?, done(Answer). Bad questions raise UserError."""
+        """Events: rewrite?, passages, evidence?, token*, error?, done(Answer). Bad questions
+        raise UserError."""
         settings = self.settings
         started = time.perf_counter()
         question = check_question(question, settings.max_question_chars)
@@ -140,16 +141,27 @@ class Assistant:
                       model=model, timings={"retrieval_ms": retrieval_ms},
                       notes=(f"evidence: {signal.to_json()}",) + _named_note(named, hits))
 
+        first_quote_s: float | None = None
+
         def finish(answer: Answer, first_token_s: float | None = None) -> Event:
+            total_s = time.perf_counter() - started
             timings = {"retrieval_ms": retrieval_ms,
                        "first_token_ms": _ms(first_token_s) if first_token_s else None,
+                       # The first verified text the reader sees: the early quote, else the answer.
+                       "first_verified_ms": _ms(first_quote_s or total_s),
                        "judge_ms": answer.timings.get("judge_ms"),
-                       "total_ms": _ms(time.perf_counter() - started)}
+                       "total_ms": _ms(total_s)}
             return Event("done", replace(answer, timings=timings))
 
         if not hits or signal.should_abstain(settings.abstain_threshold):
             yield finish(self._abstain(base, signal))
             return
+        if signal.answering is not None:
+            # The source sentence the abstention check judged to answer the question, shown while
+            # the model writes and its draft is checked (seconds later on 2 cores): the reader
+            # gets verified words at once instead of an unverified draft alone.
+            first_quote_s = time.perf_counter() - started
+            yield Event("evidence", signal.answering.as_answer()[1])
         evidence_first = settings.draft_from == "evidence"
 
         try:

@@ -110,17 +110,33 @@ def open_citation(page, link):
 def test_real_pipeline_answer_cites_and_opens_the_highlighted_quote(
         page_at, real_seed_index, real_embedder):
     from qa.backends import make_generator
+    from qa.judge import answer_judge
 
     settings = Settings(data_dir=real_seed_index)
-    # The product's default generator and draft (the helper pins the passage draft otherwise).
+    # The product's default generator, draft and judges (the helper pins the passage draft and a
+    # word judge otherwise); the support judge's model also decides what answers the question.
     assistant = make_assistant(real_seed_index, real_embedder, lambda: make_generator(settings),
-                               draft_from=settings.draft_from)
+                               judge=answer_judge(settings), draft_from=settings.draft_from)
     store = assistant.retriever.store
     with live_server(create_app(settings, assistant)) as url:
         page = page_at()
         page.goto(url + "/")
-        ask(page, QUESTION)
+        box = page.get_by_label(re.compile("Ask a question"))
+        box.fill(QUESTION)
+        box.press("Enter")
+        # While the model writes, the source sentence judged to answer is shown, highlighted.
+        early = page.locator("#conversation .turn:first-child .early-evidence")
+        early.wait_for(state="visible", timeout=ANSWER_TIMEOUT_MS)
+        shot(page, "browser-real-early-evidence")
+        link = early.locator(".early-title a")
+        doc_id, start, end = re.match(r"/documents/([^?]+)\?start=(\d+)&end=(\d+)",
+                                      link.get_attribute("href")).groups()
+        assert squash(early.locator("mark").inner_text()) == squash(
+            store.document_text(doc_id)[int(start):int(end)])
+        page.wait_for_selector("#conversation .turn:first-child[aria-busy=false]",
+                               timeout=ANSWER_TIMEOUT_MS)
         turn = latest(page)
+        assert early.is_hidden()  # the checked answer took its place
         shot(page, "browser-real-answer")
         assert turn.locator(".turn-error").is_hidden(), turn.locator(".turn-error").inner_text()
         answer = turn.locator(".answer").inner_text()

@@ -105,8 +105,13 @@ def test_run_writes_results_summary_and_report(replay_assistant, questions_file,
                                      "wrong_refusal_rate": 0.0, "abstained": 1,
                                      "unanswerable": 1, "answerable": 3}
     assert set(metrics["latency_ms"]) == {"retrieval_p50", "retrieval_p95", "first_token_p50",
-                                          "first_token_p95", "judge_p50", "judge_p95",
+                                          "first_token_p95", "first_verified_p50",
+                                          "first_verified_p95", "judge_p50", "judge_p95",
                                           "total_p50", "total_p95"}
+    for row in rows:  # the early quote's time, or the whole answer's when there is none
+        timings = row["answer"]["timings"]
+        assert row["metrics"]["first_verified_ms"] == timings["first_verified_ms"] \
+            <= timings["total_ms"]
     assert summary["by_type"]["unanswerable"]["abstention_rate"] == 1.0
     assert summary["by_type"]["single_fact"]["questions"] == 2
 

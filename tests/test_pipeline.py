@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -505,6 +506,37 @@ def test_abstention_stops_asking_once_a_sentence_answers(replay_assistant):
     signal = replay_assistant("", abstain_threshold=-1,
                               answerability=measured).measure_evidence(QUESTION)
     assert measured.asked == checked and signal.best_answer_score == 1.0
+
+
+def test_the_sentence_judged_to_answer_is_sent_before_the_draft(replay_assistant):
+    """While the model writes, the reader gets verified words: the evidence sentence the
+    abstention check judged to answer, as a citation that opens the exact source span."""
+    probe = replay_assistant("", abstain_threshold=-1)
+    ranked = rank_evidence(QUESTION, probe.passages_for(QUESTION), probe.score_sentences)
+    answering = ranked[1].sentence.text  # the best sentence is judged not to answer
+    events = list(replay_assistant("Iran wants Assad to stay [1].", abstain_threshold=-1,
+                                   answerability=ListedAnswers(answering)).stream(QUESTION))
+    kinds = [e.kind for e in events]
+    assert kinds[:3] == ["passages", "evidence", "token"] and kinds.count("evidence") == 1
+    early = events[1].data
+    answer = events[-1].data
+    assert " ".join(early.quote.split()) == " ".join(answering.split())
+    assert answer.passages[early.n - 1].doc_id == early.doc_id
+    quotes_resolve(replace(answer, citations=(early,)))
+    timings = answer.timings
+    assert timings["retrieval_ms"] <= timings["first_verified_ms"] < timings["total_ms"]
+
+    # Nothing judged to answer: no early quote (here the assistant abstains), and without an
+    # answerability judge there is no judged sentence to send; the answer's time is then the
+    # first verified text's.
+    refused = list(replay_assistant("", abstain_threshold=-1,
+                                    answerability=ListedAnswers()).stream(QUESTION))
+    unjudged = list(replay_assistant("Iran wants Assad to stay [1].", abstain_threshold=-1)
+                    .stream(QUESTION))
+    for stream in (refused, unjudged):
+        assert "evidence" not in [e.kind for e in stream]
+        timings = stream[-1].data.timings
+        assert timings["first_verified_ms"] == timings["total_ms"]
 
 
 def test_warm_up_loads_the_model_and_asks_each_judge_once(hashing_seed_index, hashing_embedder):

@@ -112,6 +112,24 @@ def test_stream_yields_passages_tokens_then_the_verified_answer(client, supporte
     assert [h["doc_id"] for h in done["passages"]] == [h["doc_id"] for h in hits]
 
 
+def test_stream_sends_the_sentence_judged_to_answer_before_the_draft(replay_assistant,
+                                                                      supported_reply):
+    from judges import WordAnswerability
+
+    assistant = replay_assistant(supported_reply, abstain_threshold=0.0,
+                                 answerability=WordAnswerability())
+    with TestClient(create_app(assistant.settings, assistant)) as client:
+        events = parse_sse(client.get("/api/ask/stream", params={"question": QUESTION}).text)
+        names = [name for name, _ in events]
+        assert names[:3] == ["passages", "evidence", "token"] and names[-1] == "done"
+        early = events[1][1]  # a Citation, like the answer's: it opens the exact source span
+        assert early["quote"] == doc_text(client, early["doc_id"])[early["start"]:early["end"]]
+        hit = events[0][1]["hits"][early["n"] - 1]
+        assert hit["doc_id"] == early["doc_id"] and early["quote"] in hit["text"]
+        assert events[-1][1]["timings"]["first_verified_ms"] < events[-1][1]["timings"][
+            "total_ms"]
+
+
 def test_follow_up_is_rewritten_with_the_history(client):
     history = [{"question": QUESTION, "standalone_question": QUESTION, "answer": "They differ."}]
     response = client.get("/api/ask/stream", params={

@@ -160,6 +160,8 @@ STREAM_DOC = """Server-sent events, each with JSON data:
 
 * `rewrite` — `{"standalone_question": str}` when a follow-up was rewritten
 * `passages` — `{"hits": [Hit]}` the retrieved passages
+* `evidence` — a `Citation`: the source sentence judged to answer the question, sent before the
+  draft when there is one (verified words to show while the model writes)
 * `token` — `{"text": str}` a piece of the model's draft (may be removed by verification)
 * `error` — `{"message": str}` the model backend failed; an answer from the evidence follows
 * `done` — the verified `Answer` (same shape as POST /api/ask); always the last event. With
@@ -185,6 +187,7 @@ STREAM_EVENT_SCHEMA = {"oneOf": [
     _event("rewrite", _object(standalone_question={"type": "string"})),
     _event("passages", _object(hits={"type": "array",
                                      "items": {"$ref": "#/components/schemas/Hit"}})),
+    _event("evidence", {"$ref": "#/components/schemas/Citation"}),
     _event("token", _object(text={"type": "string"})),
     _event("error", {**_object(message={"type": "string"}),
                      "properties": {"message": {"type": "string"},

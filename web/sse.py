@@ -23,6 +23,8 @@ def event_payload(event: Event) -> Any:
         return {"standalone_question": event.data}
     if event.kind == "token":
         return {"text": event.data}
+    if event.kind == "evidence":
+        return event.data.to_json()
     if event.kind == "error":
         return {"message": str(event.data)}
     if event.kind == "done":

@@ -260,6 +260,9 @@
     var bits = [answer.backend + (answer.model ? " · " + answer.model : "")];
     if (t.retrieval_ms != null) bits.push("retrieval " + Math.round(t.retrieval_ms) + " ms");
     if (t.first_token_ms != null) bits.push("first token " + Math.round(t.first_token_ms) + " ms");
+    if (t.first_verified_ms != null && t.first_verified_ms < t.total_ms) {
+      bits.push("first quote " + (t.first_verified_ms / 1000).toFixed(1) + " s");
+    }
     if (t.total_ms != null) bits.push("total " + (t.total_ms / 1000).toFixed(1) + " s");
     part(turn.root, ".meta").textContent = bits.join(" · ");
   }
@@ -309,6 +312,7 @@
     turn.root.setAttribute("aria-busy", "false");
     turn.root.classList.remove("streaming");
     setStatus(turn, "");
+    part(turn.root, ".early-evidence").hidden = true;
     if (answer.standalone_question && answer.standalone_question !== answer.question) {
       part(turn.root, ".rewrite-text").textContent = answer.standalone_question;
       part(turn.root, ".rewrite").hidden = false;
@@ -415,6 +419,18 @@
       turn.hits = data.hits || [];
       renderPassages(turn, turn.hits, "Retrieved passages", false);
       setStatus(turn, "Found " + turn.hits.length + " passages. Writing a draft…");
+    });
+    /* A source sentence judged to answer, sent before the draft: verified words to read while
+       the model writes. The final answer replaces it (with this quote among its sources). */
+    on("evidence", function (data) {
+      var box = part(root, ".early-evidence");
+      var title = part(root, ".early-title");
+      title.textContent = "";
+      title.appendChild(sourceLink(documentUrl(data.doc_id, data.start, data.end), data.title));
+      var quote = part(root, ".early-quote");
+      quote.textContent = "";
+      quote.appendChild(quoteInContext(turn, data));
+      box.hidden = false;
     });
     on("token", function (data) {
       if (!turn.draft) {
