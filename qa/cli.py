@@ -262,8 +262,8 @@ def ask_command(
                 typer.echo(f"(searching for: {event.data})")
             elif event.kind == "evidence" and not as_json:
                 # Verified source words while the draft is written (the answer follows).
-                typer.secho(f"Found in {event.data.title}: “{' '.join(event.data.quote.split())}”",
-                            dim=True)
+                quote = " ".join(event.data.quote.split())
+                typer.secho(f"Found in {event.data.title}: “{quote}”", dim=True)
             elif event.kind == "token" and not as_json:
                 if not streaming:
                     typer.secho("Draft: ", dim=True, nl=False)

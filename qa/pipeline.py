@@ -148,7 +148,8 @@ class Assistant:
             timings = {"retrieval_ms": retrieval_ms,
                        "first_token_ms": _ms(first_token_s) if first_token_s else None,
                        # The first verified text the reader sees: the early quote, else the answer.
-                       "first_verified_ms": _ms(first_quote_s or total_s),
+                       "first_verified_ms": _ms(total_s if first_quote_s is None
+                                                else first_quote_s),
                        "judge_ms": answer.timings.get("judge_ms"),
                        "total_ms": _ms(total_s)}
             return Event("done", replace(answer, timings=timings))
