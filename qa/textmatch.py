@@ -139,16 +139,23 @@ def role_swaps(claim: str, source: str, before: int = 10, after: int = 3) -> lis
     return swaps
 
 
+_CLAUSE_ENDS = frozenset(".,;:!?")
+
+
 def _negated_stems(text: str, reach: int = 1) -> tuple[set[str], set[str]]:
     """(stems of the first `reach` content words after a negation, all content stems) of a text.
 
     Reach counts content words, so "did not deliver the systems" and "refused to deliver the
-    systems" negate the same words.
+    systems" negate the same words. A negation's scope ends with its clause: in "we have no one
+    there after him. The resistance depends on him" nothing of the second sentence is negated.
     """
-    words = [w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+", text)]
+    words = [w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+|[.,;:!?]", text)]
     negated, stems = set(), set()
     left = 0  # content words still in the scope of the last negation
     for word in words:
+        if word in _CLAUSE_ENDS:
+            left = 0
+            continue
         if word in NEGATIONS or word in NEGATING_VERBS or word.endswith("n't"):
             left = reach
             continue

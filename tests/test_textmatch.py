@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qa.citations import markers, split_answer, strip_markers, with_markers
-from qa.textmatch import content_stems, coverage, role_swaps
+from qa.textmatch import content_stems, coverage, polarity_flips, role_swaps
 
 SOURCE = ("They have different attitudes towards the retention of power by President Bashar "
           "al-Assad. Iran stands for maintaining the current status quo while Russia does not rule "
@@ -78,3 +78,14 @@ def test_prefilter_rejects_a_negation_flip_and_an_acronym_swap():
     assert "40" in rejection(Claim("The strike killed 40 people.",
                                    ("The strike killed 17 people and wounded 40.",))) or \
         rejection(Claim("The strike killed 40 people.", ("The strike killed 17 people.",)))
+
+
+def test_a_negation_reaches_no_further_than_its_clause():
+    claim = "The resistance in Syria depends on Assad."
+    # Text joined without a space after the full stop, as PDFs often give it.
+    source = ("Assad patronizes the Resistance Front and we have no one there after him.The "
+              "resistance in Syria depends on al-Assad, and we cannot ignore this.")
+    assert polarity_flips(claim, source) == []
+    assert polarity_flips("Russia delivered the air defence systems.",
+                          "Russia did not deliver the air defence systems, officials said.") \
+        == ["deliv"]
