@@ -9,10 +9,10 @@ eval/seed_questions.jsonl) and the same loaded models:
 3. embedding: one question at a time while another process embeds passages in a loop with the
    same encoder, as `qa index` of a new document would.
 
-Reports per phase p50/p95 of the whole answer and of time to first model token, and the ratios of
-phases 2 and 3 to phase 1 (taken in the same run, so a busy machine affects all three). The first
-verified sentence reaches the user with the verified answer (verification reads the whole draft),
-so its time is the whole answer's.
+Reports per phase p50/p95 of the whole answer, p50 of time to first model token and of time to
+the first verified text (the source sentence judged to answer, sent before the draft; the whole
+answer's time when there is none), and the ratios of phases 2 and 3 to phase 1 (taken in the same
+run, so a busy machine affects all three).
 
     .venv/bin/python bench/bench_answer_latency.py [--model smollm2] [--split test] [--limit 8]
                                                    [--json OUT.json]
