@@ -421,7 +421,7 @@
       setStatus(turn, "Found " + turn.hits.length + " passages. Writing a draft…");
     });
     /* A source sentence judged to answer, sent before the draft: verified words to read while
-       the model writes. The final answer replaces it (with this quote among its sources). */
+       the model writes. The checked answer replaces it; if the answer fails, it stays. */
     on("evidence", function (data) {
       var box = part(root, ".early-evidence");
       var title = part(root, ".early-title");
