@@ -81,8 +81,9 @@ when its character span overlaps a gold quote of the question in the same docume
 the closest ranks, numpy's default) of `retrieval_ms` (search and evidence check),
 `first_token_ms` (question received to first model token; answers without a model call are left
 out), `first_verified_ms` (question received to the first verified text shown: the source sentence
-judged to answer, sent before the draft, else the whole answer), `judge_ms` (checking the model's sentences with the support judge; answers without a draft
-are left out) and `total_ms` (the whole answer).
+judged to answer, sent before the draft, else the whole answer), `judge_ms` (checking the model's
+sentences with the support judge; answers without a draft are left out) and `total_ms` (the
+whole answer).
 
 **By question type** — for each `type` of the question file: the number of questions,
 `key_fact_coverage`, `recall@5` and the abstention rate (share of its questions abstained on).

@@ -25,11 +25,15 @@ class Evidence:
     hit: Hit
     sentence: SentenceSpan
 
+    def as_citation(self) -> Citation:
+        """The sentence as a citation: its exact quote and offsets in its passage."""
+        return make_citation(self.n, self.hit, self.sentence, 1.0)
+
     def as_answer(self) -> tuple[AnswerSentence, Citation]:
         # Shown without the document's footnote marks ("said[49]"), which would read as
         # citations; the citation itself keeps the exact quote and offsets.
         quoted = nested_quotation(normalize_for_search(self.sentence.text))
-        citation = make_citation(self.n, self.hit, self.sentence, 1.0)
+        citation = self.as_citation()
         return (AnswerSentence(f"“{quoted}” [{self.n}]", (self.n,), True, claim=quoted,
                                quotes=(citation,)), citation)
 

@@ -162,7 +162,7 @@ class Assistant:
             # the model writes and its draft is checked (seconds later on 2 cores): the reader
             # gets verified words at once instead of an unverified draft alone.
             first_quote_s = time.perf_counter() - started
-            yield Event("evidence", signal.answering.as_answer()[1])
+            yield Event("evidence", signal.answering.as_citation())
         evidence_first = settings.draft_from == "evidence"
 
         try:
@@ -296,12 +296,11 @@ class Assistant:
     @property
     def answerability_name(self) -> str:
         """The answerability judge in use ("none" when only the similarity floor decides)."""
-        if self._answerability is None:
-            try:
-                self._load_answerability()
-            except BackendError:
-                return "none"
-        return self._answerability.name if self._answerability is not None else "none"
+        try:
+            check = self._load_answerability()
+        except BackendError:
+            return "none"
+        return check.name if check is not None else "none"
 
     def measure_evidence(self, question: str) -> EvidenceSignal:
         """Both abstention signals for a question, the judge asked whatever the similarity
