@@ -19,7 +19,7 @@ Result = TypeVar("Result")
 
 # Bumped whenever cleaning or chunking changes what passages come out, so that existing
 # indexes are re-chunked instead of silently reusing passages cut by older rules.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 2
 
 _FOOTNOTE_MARK = re.compile(r"\[\d{1,3}(?:\s*[,–-]\s*\d{1,3})*\]")
 
@@ -85,22 +85,6 @@ def _pysbd_segments(flat: str) -> list[str]:
     return segments
 
 
-# Text extracted from PDFs often loses the space after a full stop ("… in Syria.Both countries
-# …"), and pysbd then reads two sentences as one, so a quote would run on into the next
-# sentence. A word of two or more lowercase letters, a . ! or ? (perhaps closing a quotation),
-# then a capitalised word is a sentence break in running prose; abbreviations ("U.S.", "Ph.D.",
-# "e.g.") have a capital or a single letter before their stop and are left alone.
-_GLUED_BREAK = re.compile(r"(?:(?<=[a-z]{2}[.!?])|(?<=[a-z]{2}[.!?][”\"’)]))(?=[A-Z][a-z])")
-
-
-def _unglued(flat: str, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """flat[start:end] cut at every sentence break that lacks its space."""
-    for match in _GLUED_BREAK.finditer(flat, start, end):
-        yield start, match.start()
-        start = match.start()
-    yield start, end
-
-
 def split_sentences(text: str, start: int, end: int) -> list[Sentence]:
     """Sentence spans of text[start:end], found with pysbd and located by search (exact offsets)."""
     # Hard line wraps confuse the segmenter; spaces keep every offset unchanged.
@@ -118,11 +102,9 @@ def split_sentences(text: str, start: int, end: int) -> list[Sentence]:
             rest = flat[cursor:].strip()
             if rest:
                 found = flat.find(rest, cursor)
-                sentences.extend(Sentence(start + a, start + b)
-                                 for a, b in _unglued(flat, found, found + len(rest)))
+                sentences.append(Sentence(start + found, start + found + len(rest)))
             return sentences
-        sentences.extend(Sentence(start + a, start + b)
-                         for a, b in _unglued(flat, found, found + len(piece)))
+        sentences.append(Sentence(start + found, start + found + len(piece)))
         cursor = found + len(piece)
     return sentences
 
