@@ -21,19 +21,9 @@ _COMPARATIVE = re.compile(
     re.IGNORECASE)
 
 
-# A question about what "the documents" (or "which sources", "both authors" ...) say asks
-# across the collection, not for the single best passage: "What names do the documents give
-# to …", "Which documents expect …" ("the sources of the river" is not about documents).
-_ACROSS_DOCUMENTS = re.compile(
-    r"\bdocuments\b|\b(?:the|these|both|all|which|each|several)\s+(?:sources|articles|papers|"
-    r"reports|authors|texts|pieces)\b(?!\s+of\b)",
-    re.IGNORECASE)
-
-
 def is_comparison(question: str) -> bool:
-    """True for questions that ask how actors or documents compare, agree or differ, or what
-    the documents (plural) say."""
-    return bool(_COMPARATIVE.search(question) or _ACROSS_DOCUMENTS.search(question))
+    """True for questions that ask how actors or documents compare, agree or differ."""
+    return bool(_COMPARATIVE.search(question))
 
 
 def round_robin(hits: Sequence[Hit], k: int) -> list[Hit]:
