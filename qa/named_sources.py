@@ -8,7 +8,8 @@ nothing here knows any particular collection; documents without such metadata ar
 
 A name counts as named when the question holds all of its words in order ("EastWest Institute"),
 or, for a name that reads like a person's (two to four capitalised words), its last word written
-with a capital ("Okafor" for "Ngozi A. Okafor").
+with a capital ("Okafor" for "Ngozi A. Okafor") and not inside another capitalised name (the
+"Brookings Institute" does not name the "Harbour Policy Institute").
 """
 
 from __future__ import annotations
@@ -49,7 +50,20 @@ def _names_in(question_words: Sequence[str], name: str) -> bool:
         return True
     person_like = 2 <= len(words) <= 4 and all(w[0].isupper() for w in words)
     surname = words[-1]
-    return person_like and len(surname) >= 4 and surname in question_words
+    if not person_like or len(surname) < 4:
+        return False
+    return any(_stands_alone(question_words, i, words)
+               for i, word in enumerate(question_words)
+               if word in (surname, f"{surname}'s", f"{surname}’s"))
+
+
+def _stands_alone(question_words: Sequence[str], i: int, name_words: Sequence[str]) -> bool:
+    """The surname at position i is not part of another capitalised name: "the Brookings
+    Institute" does not name the "Harbour Policy Institute", "Dr Okafor" still names "Ngozi
+    A. Okafor" (a two-letter title is no name). The question's first word is capitalised anyway
+    and proves nothing."""
+    neighbours = [question_words[j] for j in (i - 1, i + 1) if 0 < j < len(question_words)]
+    return not any(n[0].isupper() and n not in name_words and len(n) > 2 for n in neighbours)
 
 
 def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tuple[str, ...]:

@@ -38,3 +38,15 @@ def test_publisher_and_author_lists_are_names_too():
 
 def test_documents_without_metadata_are_never_named():
     assert named_documents("What do the documents say?", [("d", {}), ("x", {"author": 3})]) == ()
+
+
+def test_a_surname_inside_another_name_names_nothing():
+    # "Institute" ends the Harbour Policy Institute's name, but here it belongs to another one.
+    assert named_documents("What did the minister say at the Brookings Institute?",
+                           DOCUMENTS) == ()
+    assert named_documents("Did Ferreira Shipping win the contract?", DOCUMENTS) == ()
+    # Its own words around it, a title, the question's first word or a possessive still name it.
+    assert named_documents("What does Ana Ferreira say?", DOCUMENTS) == ("b",)
+    assert named_documents("Does Dr Ferreira agree?", DOCUMENTS) == ("b",)
+    assert named_documents("Ferreira's view of the tolls?", DOCUMENTS) == ("b",)
+    assert named_documents("What is the Institute's view of the tolls?", DOCUMENTS) == ("a",)
