@@ -40,7 +40,8 @@ def _contains(sequence: Sequence[str], part: Sequence[str]) -> bool:
                          for i in range(len(sequence) - n + 1))
 
 
-def _names_in(question_words: Sequence[str], name: str) -> bool:
+def _names_in(question_words: Sequence[str], name: str,
+              breaks: frozenset[int] = frozenset()) -> bool:
     # Initials ("A.") are left out: people write "Okafor", not "Ngozi A. Okafor".
     words = [w for w in _words(name) if len(w) > 1]
     if not words:
@@ -52,23 +53,32 @@ def _names_in(question_words: Sequence[str], name: str) -> bool:
     surname = words[-1]
     if not person_like or len(surname) < 4:
         return False
-    return any(_stands_alone(question_words, i, words)
+    return any(_stands_alone(question_words, breaks, i, words)
                for i, word in enumerate(question_words)
                if word in (surname, f"{surname}'s", f"{surname}’s"))
 
 
-def _stands_alone(question_words: Sequence[str], i: int, name_words: Sequence[str]) -> bool:
+def _stands_alone(question_words: Sequence[str], breaks: frozenset[int], i: int,
+                  name_words: Sequence[str]) -> bool:
     """The surname at position i is not part of another capitalised name: "the Brookings
     Institute" does not name the "Harbour Policy Institute", "Dr Okafor" still names "Ngozi
-    A. Okafor" (a two-letter title is no name). The question's first word is capitalised anyway
-    and proves nothing."""
-    neighbours = [question_words[j] for j in (i - 1, i + 1) if 0 < j < len(question_words)]
+    A. Okafor" (a two-letter title is no name), and so does "Okafor, Russia …" (punctuation
+    ends a name). The question's first word is capitalised anyway and proves nothing."""
+    neighbours = []
+    if i > 1 and i - 1 not in breaks:
+        neighbours.append(question_words[i - 1])
+    if i + 1 < len(question_words) and i not in breaks:
+        neighbours.append(question_words[i + 1])
     return not any(n[0].isupper() and n not in name_words and len(n) > 2 for n in neighbours)
 
 
 def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tuple[str, ...]:
     """The ids of the documents whose author or publisher the question names, in the order
     given. `documents` are (doc_id, metadata) pairs."""
-    asked = _words(question)
+    found = list(_WORD.finditer(question))
+    asked = [m.group() for m in found]
+    # k in breaks: more than spaces stands between word k and word k+1 ("Okafor, Russia").
+    breaks = frozenset(k for k in range(len(found) - 1)
+                       if question[found[k].end():found[k + 1].start()].strip())
     return tuple(doc_id for doc_id, meta in documents
-                 if any(_names_in(asked, name) for name in _names(meta)))
+                 if any(_names_in(asked, name, breaks) for name in _names(meta)))

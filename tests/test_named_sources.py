@@ -45,8 +45,10 @@ def test_a_surname_inside_another_name_names_nothing():
     assert named_documents("What did the minister say at the Brookings Institute?",
                            DOCUMENTS) == ()
     assert named_documents("Did Ferreira Shipping win the contract?", DOCUMENTS) == ()
-    # Its own words around it, a title, the question's first word or a possessive still name it.
+    # Its own words around it, a title, the question's first word, a possessive or punctuation
+    # before the next capitalised word still name it.
     assert named_documents("What does Ana Ferreira say?", DOCUMENTS) == ("b",)
     assert named_documents("Does Dr Ferreira agree?", DOCUMENTS) == ("b",)
     assert named_documents("Ferreira's view of the tolls?", DOCUMENTS) == ("b",)
+    assert named_documents("According to Ferreira, Lisbon pays the tolls?", DOCUMENTS) == ("b",)
     assert named_documents("What is the Institute's view of the tolls?", DOCUMENTS) == ("a",)
