@@ -18,6 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+_POSSESSIVE = re.compile(r"['’]s$")
 NAME_FIELDS = ("author", "publisher")
 
 
@@ -40,8 +41,7 @@ def _contains(sequence: Sequence[str], part: Sequence[str]) -> bool:
                          for i in range(len(sequence) - n + 1))
 
 
-def _names_in(question_words: Sequence[str], name: str,
-              breaks: frozenset[int] = frozenset()) -> bool:
+def _names_in(question_words: Sequence[str], name: str, breaks: frozenset[int]) -> bool:
     # Initials ("A.") are left out: people write "Okafor", not "Ngozi A. Okafor".
     words = [w for w in _words(name) if len(w) > 1]
     if not words:
@@ -54,8 +54,7 @@ def _names_in(question_words: Sequence[str], name: str,
     if not person_like or len(surname) < 4:
         return False
     return any(_stands_alone(question_words, breaks, i, words)
-               for i, word in enumerate(question_words)
-               if word in (surname, f"{surname}'s", f"{surname}’s"))
+               for i, word in enumerate(question_words) if word == surname)
 
 
 def _stands_alone(question_words: Sequence[str], breaks: frozenset[int], i: int,
@@ -76,7 +75,8 @@ def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tup
     """The ids of the documents whose author or publisher the question names, in the order
     given. `documents` are (doc_id, metadata) pairs."""
     found = list(_WORD.finditer(question))
-    asked = [m.group() for m in found]
+    # "Okafor's view", "the EastWest Institute's piece": a possessive names its owner.
+    asked = [_POSSESSIVE.sub("", m.group()) for m in found]
     # k in breaks: more than spaces stands between word k and word k+1 ("Okafor, Russia").
     breaks = frozenset(k for k in range(len(found) - 1)
                        if question[found[k].end():found[k + 1].start()].strip())

@@ -52,3 +52,4 @@ def test_a_surname_inside_another_name_names_nothing():
     assert named_documents("Ferreira's view of the tolls?", DOCUMENTS) == ("b",)
     assert named_documents("According to Ferreira, Lisbon pays the tolls?", DOCUMENTS) == ("b",)
     assert named_documents("What is the Institute's view of the tolls?", DOCUMENTS) == ("a",)
+    assert named_documents("Is the Harbour Policy Institute's view new?", DOCUMENTS) == ("a",)
