@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _POSSESSIVE = re.compile(r"['’]s$")
 NAME_FIELDS = ("author", "publisher")
+# English titles written before a surname: "Professor Okafor" names Okafor, not another name.
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame"})
 
 
 def _words(text: str) -> list[str]:
@@ -60,15 +62,15 @@ def _names_in(question_words: Sequence[str], name: str, breaks: frozenset[int]) 
 def _stands_alone(question_words: Sequence[str], breaks: frozenset[int], i: int,
                   name_words: Sequence[str]) -> bool:
     """The surname at position i is not part of another capitalised name: "the Brookings
-    Institute" does not name the "Harbour Policy Institute", "Dr Okafor" still names "Ngozi
-    A. Okafor" (a two-letter title is no name), and so does "Okafor, Russia …" (punctuation
-    ends a name). The question's first word is capitalised anyway and proves nothing."""
+    Institute" does not name the "Harbour Policy Institute", "Prof Okafor" still names "Ngozi
+    A. Okafor" (a title is no name), and so does "Okafor, Russia …" (punctuation ends a name).
+    The question's first word is capitalised anyway and proves nothing."""
     neighbours = []
-    if i > 1 and i - 1 not in breaks:
+    if i > 1 and i - 1 not in breaks and question_words[i - 1].casefold() not in _TITLES:
         neighbours.append(question_words[i - 1])
     if i + 1 < len(question_words) and i not in breaks:
         neighbours.append(question_words[i + 1])
-    return not any(n[0].isupper() and n not in name_words and len(n) > 2 for n in neighbours)
+    return not any(n[0].isupper() and n not in name_words for n in neighbours)
 
 
 def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tuple[str, ...]:
