@@ -109,41 +109,6 @@ def split_sentences(text: str, start: int, end: int) -> list[Sentence]:
     return sentences
 
 
-# Text extracted from PDFs often loses the space after a full stop ("… in Syria.Both countries
-# …"), and pysbd then reads two sentences as one. A word of two or more lowercase letters, a
-# . ! or ? (perhaps closing a quotation), then a capitalised word is a sentence break in running
-# prose; abbreviations ("U.S.", "Ph.D.", "e.g.") have a capital or a single letter before their
-# stop and are left alone.
-_GLUED_BREAK = re.compile(r"(?:(?<=[a-z]{2}[.!?])|(?<=[a-z]{2}[.!?][”\"’)]))(?=[A-Z][a-z])")
-
-
-# A closing single quotation mark; the same character between two letters is an apostrophe.
-_CLOSING_SINGLE = re.compile(r"’(?![A-Za-z])|(?<![A-Za-z])’")
-
-
-def _inside_quotation(prefix: str) -> bool:
-    """Does `prefix` open a quotation it does not close?"""
-    return (prefix.count("“") > prefix.count("”")
-            or prefix.count("‘") > len(_CLOSING_SINGLE.findall(prefix)))
-
-
-def split_quotable_sentences(text: str, start: int, end: int) -> list[Sentence]:
-    """split_sentences, also cut where a full stop lost its space: the units quoted as evidence.
-
-    Passages are still cut by split_sentences (an index keeps its chunks); only what is ranked,
-    judged and quoted inside a passage gets the finer cut, so a quote stops at its sentence."""
-    pieces: list[Sentence] = []
-    for sentence in split_sentences(text, start, end):
-        cut = sentence.start
-        for match in _GLUED_BREAK.finditer(text, sentence.start, sentence.end):
-            if _inside_quotation(text[cut:match.start()]):
-                continue  # 'he said ‘we won.We stay.’': the quotation is one statement
-            pieces.append(Sentence(cut, match.start()))
-            cut = match.start()
-        pieces.append(Sentence(cut, sentence.end))
-    return pieces
-
-
 def _split_long(text: str, sentence: Sentence, budget: int, count: TokenCounter) -> list[Sentence]:
     """Cut a sentence longer than the budget at word boundaries."""
     words = [(m.start() + sentence.start, m.end() + sentence.start)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from index.chunking import normalize_for_search, split_quotable_sentences, split_sentences
+from index.chunking import normalize_for_search, split_sentences
 
 from .contracts import AnswerSentence, Citation, Hit
 from .judge.base import Claim, SupportJudge
@@ -37,7 +37,7 @@ class SentenceSpan:
 def passage_sentences(hit: Hit) -> list[SentenceSpan]:
     """The passage's sentences with document offsets (hit.text is the document slice)."""
     return [SentenceSpan(hit.start + s.start, hit.start + s.end, hit.text[s.start:s.end])
-            for s in split_quotable_sentences(hit.text, 0, len(hit.text))]
+            for s in split_sentences(hit.text, 0, len(hit.text))]
 
 
 def split_answer(text: str) -> list[str]:

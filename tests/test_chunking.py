@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from index.chunking import (ChunkingParams, chunk_text, normalize_for_search,
-                            split_quotable_sentences, split_sentences)
+from index.chunking import ChunkingParams, chunk_text, normalize_for_search
 
 
 def words(text: str) -> int:
@@ -69,19 +68,3 @@ def test_a_sentence_longer_than_the_budget_is_split_not_truncated():
 
 def test_footnote_marks_are_not_searched():
     assert normalize_for_search("Lavrov said[49]. The\nend [12, 13].") == "Lavrov said. The end ."
-
-
-def test_a_full_stop_that_lost_its_space_ends_a_quoted_sentence_but_not_a_passage():
-    # As PDF extraction leaves it: no space after the stop, a hard wrap inside a sentence, a
-    # quotation that runs over two sentences, an apostrophe, and abbreviations.
-    text = ("The survey found the river cleaner.Since then, the council has\nplanted trees. "
-            "Officials said “the work is done.”Critics disagreed. She said ‘we won.We stay.’"
-            "Russia’s view.Then the U.S. envoy met Dr. Okafor e.g. at noon.")
-    quoted = [text[s.start:s.end] for s in split_quotable_sentences(text, 0, len(text))]
-    assert quoted == ["The survey found the river cleaner.",
-                      "Since then, the council has\nplanted trees.",
-                      "Officials said “the work is done.”", "Critics disagreed.",
-                      "She said ‘we won.We stay.’", "Russia’s view.",
-                      "Then the U.S. envoy met Dr. Okafor e.g. at noon."]
-    # Passages are still cut as before, so existing indexes keep their chunks.
-    assert len(split_sentences(text, 0, len(text))) < len(quoted)
