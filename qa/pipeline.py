@@ -324,8 +324,7 @@ class Assistant:
             # Quotes after the best one only when the answerability judge says they answer.
             text, sentences, citations = extractive_answer(
                 question, hits, self.score_sentences, spread=spread,
-                answers=(check.answer_scores, check.quote_threshold) if check is not None
-                else None)
+                answers=(check.answer_scores, check.threshold) if check is not None else None)
         except BackendError:
             text, sentences, citations = extractive_answer(question, hits, self.score_sentences,
                                                            spread=spread)

@@ -39,7 +39,6 @@ class WordAnswerability:
 
     name = "word-answerability"
     threshold = 0.5
-    quote_threshold = 0.5
 
     def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]:
         asked = set(content_stems(question))

@@ -350,7 +350,7 @@ class ListedAnswers:
     """An answerability judge that says yes to the listed sentences only."""
 
     name = "listed"
-    threshold = quote_threshold = 0.5
+    threshold = 0.5
 
     def __init__(self, *texts: str) -> None:
         self.texts = {" ".join(t.split()) for t in texts}
@@ -366,11 +366,9 @@ def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assista
     quotes = {c.n: c.quote for c in plain.citations}
     check = WordAnswerability()
     scores = dict(zip(quotes, check.answer_scores(question, list(quotes.values()))))
-    # Every quote answers well enough not to abstain; only those sharing the most question words
-    # answer clearly enough to follow the first.
-    check.threshold = 0.0
-    check.quote_threshold = max(scores.values())
-    assert min(scores.values()) < check.quote_threshold
+    # Only the quotes sharing the most question words count as answering here.
+    check.threshold = max(scores.values())
+    assert min(scores.values()) < check.threshold
     checked = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1, repair=False,
                                answerability=check).ask(question)
     assert plain.mode == checked.mode == "extractive"
@@ -378,8 +376,8 @@ def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assista
     assert set(kept) <= set(quotes) and len(kept) < len(quotes)  # padding was dropped
     # The best quote stays whatever its score (the judge misses answers a reader sees, and the
     # answer needs one quote); every other kept quote answers, none that does goes.
-    assert len([n for n in kept if scores[n] < check.quote_threshold]) <= 1
-    assert all(n in kept for n in quotes if scores[n] >= check.quote_threshold)
+    assert len([n for n in kept if scores[n] < check.threshold]) <= 1
+    assert all(n in kept for n in quotes if scores[n] >= check.threshold)
     quotes_resolve(checked)
 
 

@@ -33,11 +33,6 @@ ASK = "Does the text answer the question? Answer yes or no."
 # eval/seed_questions.jsonl, qwen-1.5b scored the 6 unanswerable questions 0.04-0.89 (4 of them
 # at most 0.61) and the 24 answerable ones 0.65-0.97; 0.63 lies between the two closest.
 CALIBRATED_THRESHOLDS = {"qwen-1.5b": 0.63}
-# What a quote after the first needs, per packaged model. On the tune half, of the 47 candidate
-# second and third quotes of answerable questions, the 4 that added a key fact the first lacked
-# scored 0.84-0.93; 40 of the 43 others scored at most 0.82, 17 of them between 0.63 and 0.82
-# (shown before: they read as related, not as answers). 0.83 lies between the two groups.
-QUOTE_THRESHOLDS = {"qwen-1.5b": 0.83}
 
 # Invented examples, unrelated to any collection; each teaches one trap. They sit in the cached
 # prefix, so they cost time once per loaded model, not once per question.
@@ -86,7 +81,6 @@ class LlamaAnswerability:
 
         self.model = model
         self.threshold = threshold
-        self.quote_threshold = max(threshold, QUOTE_THRESHOLDS.get(model, threshold))
         self.name = f"llm:{model}"
         self._model = YesNoModel(settings, model, role="answerability")
 
@@ -119,7 +113,6 @@ class RememberedAnswerability:
         self.inner = inner
         self.name = inner.name
         self.threshold = inner.threshold
-        self.quote_threshold = inner.quote_threshold
         self._scores: BatchMemo[tuple[str, str], float] = BatchMemo(size)
 
     def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]:

@@ -64,13 +64,10 @@ class AnswerabilityJudge(Protocol):
 
     Scores are in [0, 1]; `threshold` is the score below which the best evidence sentence does
     not answer (calibrated per judge model on the tune half of the team's question set).
-    `quote_threshold` (at least `threshold`) is what a quote after the first needs in an answer
-    made of quotes: a second quote only helps when it answers clearly, else it is padding.
     """
 
     name: str
     threshold: float
-    quote_threshold: float
 
     def answer_scores(self, question: str, texts: Sequence[str]) -> list[float]: ...
 
