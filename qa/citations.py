@@ -34,10 +34,26 @@ class SentenceSpan:
     text: str
 
 
+# A paragraph that ends a sentence ends it: split as one text, a paragraph closing on a
+# quotation ('… again."') ran on into the next paragraph's first sentence, quoted as one. A
+# blank line after no full stop (a page break in text taken from a PDF, a list after its colon)
+# stays inside its sentence.
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_ENDS_A_SENTENCE = re.compile(r"[.!?…][\"”’'»)\]]*\s*$")
+
+
 def passage_sentences(hit: Hit) -> list[SentenceSpan]:
     """The passage's sentences with document offsets (hit.text is the document slice)."""
-    return [SentenceSpan(hit.start + s.start, hit.start + s.end, hit.text[s.start:s.end])
-            for s in split_sentences(hit.text, 0, len(hit.text))]
+    text = hit.text
+    ends = [(m.start(), m.end()) for m in _PARAGRAPH_BREAK.finditer(text)
+            if _ENDS_A_SENTENCE.search(text, 0, m.start())]
+    spans = []
+    start = 0
+    for end, following in ends + [(len(text), len(text))]:
+        spans += split_sentences(text, start, end)
+        start = following
+    return [SentenceSpan(hit.start + s.start, hit.start + s.end, text[s.start:s.end])
+            for s in spans]
 
 
 def split_answer(text: str) -> list[str]:

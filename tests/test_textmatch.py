@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from qa.citations import markers, split_answer, strip_markers, with_markers
+from qa.citations import markers, passage_sentences, split_answer, strip_markers, with_markers
+from qa.contracts import Hit
 from qa.textmatch import content_stems, coverage, polarity_flips, role_swaps
 
 SOURCE = ("They have different attitudes towards the retention of power by President Bashar "
@@ -89,3 +90,18 @@ def test_a_negation_reaches_no_further_than_its_clause():
     assert polarity_flips("Russia delivered the air defence systems.",
                           "Russia did not deliver the air defence systems, officials said.") \
         == ["deliv"]
+
+
+def test_a_passage_sentence_never_runs_past_a_paragraph_break():
+    # A paragraph ending in a quotation used to run on into the next one as one "sentence".
+    text = ('The chair was blunt. "We changed because we had to. Now they want us to change '
+            'again."\n\nBrannock chairs the cooperative, which has 412 member farms.\n \nThe '
+            'vote is\n\nset for May.')  # a page break inside a sentence: no full stop before it
+    hit = Hit(1, 1.0, "d", "D", "d.txt", 100, 100 + len(text), text, "", 1, 1)
+    sentences = passage_sentences(hit)
+    assert [s.text for s in sentences] == [
+        "The chair was blunt.",
+        '"We changed because we had to. Now they want us to change again."',
+        "Brannock chairs the cooperative, which has 412 member farms.",
+        "The vote is\n\nset for May."]
+    assert all(text[s.start - 100:s.end - 100] == s.text for s in sentences)
