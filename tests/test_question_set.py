@@ -12,7 +12,8 @@ from eval.questions import load_questions
 from conftest import ROOT, SEEDS
 
 QUESTIONS = ROOT / "eval" / "seed_questions.jsonl"
-# The second set, over a collection the code was not developed on (tests/test_second_collection_real.py).
+# The second set, over a collection the code was not developed on (see
+# tests/test_second_collection_real.py).
 SECOND = (ROOT / "eval" / "second_questions.jsonl", ROOT / "eval" / "second_collection")
 
 
