@@ -3,8 +3,9 @@
 Two signals, both measured: how close the nearest passage is (a floor for questions far from
 every document, calibrated for the default embedder), and whether any of the best evidence
 sentences answers the question, as the answerability judge sees it (qa/judge/answerability.py).
-No rule looks at the question's words themselves: a name the corpus never mentions is for the
-judge to weigh, not a reason to refuse on its own.
+Before either, the question's wording can rule sentences out: "how many" needs a number, a
+question naming a year needs a passage that mentions it (qa/asked_for.py). A name the corpus
+never mentions is for the judge to weigh, not a reason to refuse on its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .asked_for import asked_for
+from .citations import passage_sentences
 from .contracts import Hit
 from .extractive import Evidence, rank_evidence
 from .judge.base import AnswerabilityJudge
@@ -34,19 +37,24 @@ class EvidenceSignal:
     # The first evidence sentence judged to answer the question: a verified quote the reader can
     # see while the model writes (never in to_json: the notes keep the scores only).
     answering: Evidence | None = None
+    # What the question asks for that no passage sentence holds ("a number"), when its wording
+    # rules every sentence out (qa/asked_for.py); "" otherwise.
+    missing: str = ""
 
     def should_abstain(self, floor: float) -> bool:
-        """Far from every passage, or no evidence sentence judged to answer the question."""
-        if self.best_similarity < floor:
+        """Far from every passage, no sentence that could hold what is asked, or none judged to
+        answer the question."""
+        if self.best_similarity < floor or self.missing:
             return True
         return (self.best_answer_score is not None and self.answer_threshold is not None
                 and self.best_answer_score < self.answer_threshold)
 
     def to_json(self) -> dict:
         score = self.best_answer_score
-        return {"best_similarity": round(self.best_similarity, 4),
+        data = {"best_similarity": round(self.best_similarity, 4),
                 "best_answer_score": None if score is None else round(score, 4),
                 "answer_threshold": self.answer_threshold}
+        return data | ({"missing": self.missing} if self.missing else {})
 
 
 def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], floor: float,
@@ -61,11 +69,18 @@ def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], fl
     (~1.7 s with qwen-1.5b on 2 cores) before the model starts writing. Calibration asks about
     all of them, to measure the best score."""
     similarity = retriever.best_similarity(question)
-    if answerability is None or similarity < floor or not hits:
+    if similarity < floor or not hits:
         return EvidenceSignal(similarity)
-    best = rank_evidence(question, hits, scorer)[:SENTENCES_CHECKED]
-    if not best:
+    ranked = rank_evidence(question, hits, scorer)
+    if not ranked:
+        # Every sentence lacks what the question asks for, or none is long enough to be evidence.
+        asked = asked_for(question)
+        ruled_out = any(asked.excludes(s.text, h.text) for h in hits for s in passage_sentences(h))
+        missing = asked.needs() if ruled_out else ""
+        return EvidenceSignal(similarity, missing=missing)
+    if answerability is None:
         return EvidenceSignal(similarity)
+    best = ranked[:SENTENCES_CHECKED]
     scores: list[float] = []
     answering = None
     for evidence in best:

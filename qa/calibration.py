@@ -132,7 +132,8 @@ def calibrate(assistant, questions: Sequence, questions_name: str, split: str,
     for done, question in enumerate(questions, start=1):
         signal = assistant.measure_evidence(question.question)
         similarity.append((signal.best_similarity, question.answerable))
-        answer.append((signal.best_answer_score, question.answerable))
+        # Ruled out by its wording (no sentence holds what it asks for): refused at any threshold.
+        answer.append((0.0 if signal.missing else signal.best_answer_score, question.answerable))
         progress(done, len(questions))
     return choose(assistant.retriever.store.config.embedder, assistant.answerability_name,
                   similarity, answer, questions_name, split)

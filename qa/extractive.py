@@ -8,10 +8,14 @@ from dataclasses import dataclass
 
 from index.chunking import normalize_for_search
 
+from .asked_for import asked_for
 from .citations import SentenceSpan, describes_a_source, make_citation, passage_sentences
 from .contracts import AnswerSentence, Citation, Hit
 from .textmatch import content_stems
 
+# Added to the rank of a sentence that holds what the question asks for: small against the
+# similarity of on-topic sentences (0.3-0.7), so it reorders close candidates, not meaning.
+SUPPLIES_BONUS = 0.1
 # Scores (question, sentences) -> similarity per sentence; the embedder provides it.
 SentenceScorer = Callable[[str, list[str]], list[float]]
 
@@ -67,19 +71,26 @@ def weighted_overlap(question: str, texts: Sequence[str]) -> list[float]:
 
 def rank_evidence(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None
                   ) -> list[Evidence]:
-    """Every sentence of the passages, best evidence first."""
+    """The sentences of the passages that could answer the question, best evidence first.
+
+    A sentence the question's wording rules out (no number for "how many", a passage that never
+    mentions the year asked about: see qa/asked_for.py) is not evidence."""
+    asked = asked_for(question)
     # A sentence about what its document covers ("This article explores …") is evidence of
     # nothing; it is dropped from model drafts for the same reason (citations.describes_a_source).
     candidates = [(n, hit, sentence) for n, hit in enumerate(hits, start=1)
                   for sentence in passage_sentences(hit) if len(sentence.text.split()) >= 6
-                  and not describes_a_source(normalize_for_search(sentence.text))]
+                  and not describes_a_source(normalize_for_search(sentence.text))
+                  and not asked.excludes(sentence.text, hit.text)]
     if not candidates:
         return []
     texts = [normalize_for_search(c[2].text) for c in candidates]
     semantic = scorer(question, texts) if scorer else [0.0] * len(texts)
     overlap = weighted_overlap(question, texts)
-    # Meaning first, shared words second, and a little trust in the retriever's order.
-    ranked = [Evidence(semantic[i] + 0.5 * overlap[i] - 0.02 * n, n, hit, s)
+    # Meaning first, shared words second, a little trust in the retriever's order, and a
+    # little for holding the kind of thing asked for (a number for "how many", a name for "who").
+    ranked = [Evidence(semantic[i] + 0.5 * overlap[i] - 0.02 * n
+                       + (SUPPLIES_BONUS if asked.supplies(texts[i]) else 0.0), n, hit, s)
               for i, (n, hit, s) in enumerate(candidates)]
     return sorted(ranked, key=lambda e: (-e.score, e.n, e.sentence.start))
 

@@ -308,7 +308,9 @@ class Assistant:
         return self._evidence_signal(question, self.passages_for(question), float("-inf"))
 
     def _abstain(self, base: Answer, signal: EvidenceSignal) -> Answer:
-        if signal.best_similarity < self.settings.abstain_threshold:
+        if signal.missing:
+            reason = f"no retrieved sentence holds what the question asks for ({signal.missing})"
+        elif signal.best_similarity < self.settings.abstain_threshold:
             reason = (f"no passage is close to the question (similarity "
                       f"{signal.best_similarity:.2f} < {self.settings.abstain_threshold})")
         else:

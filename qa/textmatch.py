@@ -48,9 +48,14 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def words(text: str) -> list[str]:
+    """Word and number tokens in order, as written."""
+    return _WORD.findall(text)
+
+
 def tokens(text: str) -> list[str]:
     """Lower-cased word tokens in order, apostrophes normalised."""
-    return [w.lower().replace("’", "'").strip("'-") for w in _WORD.findall(text)]
+    return [w.lower().replace("’", "'").strip("'-") for w in words(text)]
 
 
 def _is_acronym(word: str) -> bool:

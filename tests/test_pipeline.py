@@ -157,7 +157,7 @@ def test_abstains_when_no_evidence_sentence_answers(replay_assistant):
 
 
 def test_a_word_missing_from_the_corpus_is_no_reason_to_refuse(replay_assistant):
-    """The question's wording alone never refuses: without an answerability judge only the
+    """A name missing from the corpus never refuses: without an answerability judge only the
     similarity floor can, and the answer is then verified as usual."""
     assistant = replay_assistant("", abstain_threshold=-1)
     question = "What does the Russian Navy gain from the Tartus facility in Syria?"

@@ -1,0 +1,109 @@
+"""What a question asks for, read from its wording, and whether a sentence can hold it.
+
+Question answering systems have long typed the expected answer from the question's wh-phrase:
+"how many" wants a number, "in what year" a year, "who" a name. The answerability judge is told
+the same thing in words and still passes sentences that only share the question's topic (a
+sentence with no year judged to answer "In what year was it founded?"), so the two rules a
+sentence can be checked against without a model are applied here:
+
+- a question asking for a count, a percentage or a year needs a number (or a year) in the
+  sentence other than the question's own;
+- a question that names a year asks about that time: a sentence whose passage never mentions
+  any year the question names does not answer it.
+
+A sentence that holds the kind of thing asked for (a number, a year, a name the question does
+not already use) is also preferred when evidence is ranked. Nothing here depends on a
+collection: it reads English question words only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .textmatch import STOPWORDS, content_stems, tokens, words
+
+# Wh-phrases whose answer is a count or a share, a year or date, or a person or named body.
+_COUNT = re.compile(r"\bhow many\b|\bwhat (?:percentage|per ?cent)\b", re.IGNORECASE)
+_AMOUNT = re.compile(r"\bhow (?:much|long|far|big|large|tall|high|old|often)\b|"
+                     r"\bwhat (?:proportion|share|fraction|amount|number|size)\b", re.IGNORECASE)
+_YEAR_ASKED = re.compile(r"\b(?:what|which) (?:year|date)\b", re.IGNORECASE)
+# Only at the start: "when" and "who" inside a question are usually conjunction and pronoun.
+_WHEN = re.compile(r"^\W*(?:by |since |until )?when\b", re.IGNORECASE)
+_NAME = re.compile(r"^\W*(?:to |by |for |from |with )?who(?:m|se)?\b", re.IGNORECASE)
+
+_YEAR = re.compile(r"(?<!\d)(1[0-9]{3}|20[0-9]{2})(?!\d)")
+_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
+_MONTH = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|"
+                    r"October|November|December)\b")
+NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve
+thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty
+seventy eighty ninety hundred hundreds thousand thousands million millions billion billions
+trillion dozen dozens half halves third thirds quarter quarters fifth fifths tenth tenths twice
+double doubled triple tripled threefold twofold""".split())
+
+
+def _numbers(text: str) -> set[str]:
+    """Digits (thousands separators dropped) and number words of a text."""
+    found = {d.replace(",", "") for d in _DIGITS.findall(text)}
+    return found | {w.lower() for w in tokens(text) if w.lower() in NUMBER_WORDS}
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words that are not the sentence's first word nor a common word."""
+    return {w for w in words(text)[1:] if w[:1].isupper() and w.lower() not in STOPWORDS}
+
+
+@dataclass(frozen=True)
+class AskedFor:
+    """The kind of answer a question wants, and the years it names."""
+
+    question: str
+    kind: str | None  # "count", "amount", "year", "when", "name" or None (anything)
+    years: tuple[str, ...] = ()
+
+    def excludes(self, sentence: str, passage: str) -> str:
+        """Why the sentence cannot answer the question ("" when it may): no number for a count,
+        no year for a year, or a passage that never mentions the year the question names."""
+        if self.years and not set(_YEAR.findall(passage)) & set(self.years):
+            return f"its passage never mentions {' or '.join(self.years)}"
+        if self.kind == "count" and not self._new_numbers(sentence):
+            return "it states no number"
+        if self.kind == "year" and not set(_YEAR.findall(sentence)) - set(self.years):
+            return "it states no year"
+        return ""
+
+    def needs(self) -> str:
+        """What every sentence lacked when all are excluded, for the abstention note."""
+        wants = []
+        if self.years:
+            wants.append(f"a passage that mentions {' or '.join(self.years)}")
+        if self.kind == "count":
+            wants.append("a number")
+        if self.kind == "year":
+            wants.append("a year")
+        return " and ".join(wants)
+
+    def supplies(self, sentence: str) -> bool:
+        """The sentence holds the kind of thing asked for (always False for open questions)."""
+        if self.kind in ("count", "amount"):
+            return bool(self._new_numbers(sentence))
+        if self.kind in ("year", "when"):
+            return bool(set(_YEAR.findall(sentence)) - set(self.years) or _MONTH.search(sentence))
+        if self.kind == "name":
+            asked = set(content_stems(self.question))
+            return any(set(content_stems(name)).isdisjoint(asked) for name in _names(sentence))
+        return False
+
+    def _new_numbers(self, sentence: str) -> set[str]:
+        return _numbers(sentence) - _numbers(self.question)
+
+
+def asked_for(question: str) -> AskedFor:
+    """Read the question's wh-phrase; the first that matches decides."""
+    years = tuple(dict.fromkeys(_YEAR.findall(question)))
+    for kind, pattern in (("count", _COUNT), ("year", _YEAR_ASKED), ("amount", _AMOUNT),
+                          ("when", _WHEN), ("name", _NAME)):
+        if pattern.search(question):
+            return AskedFor(question, kind, years)
+    return AskedFor(question, None, years)

@@ -1,0 +1,88 @@
+"""What a question asks for rules sentences out before any judge is asked (qa/asked_for.py)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from qa.asked_for import NUMBER_WORDS, asked_for
+from qa.extractive import rank_evidence
+
+from test_pipeline import quotes_resolve
+
+pytestmark = pytest.mark.both_stores
+
+
+@pytest.mark.parametrize("question, kind", [
+    ("How many households would have to move?", "count"),
+    ("What percentage of the water is lost to leaks?", "count"),
+    ("In what year was the authority created?", "year"),
+    ("How much does the scheme cost, and who pays?", "amount"),
+    ("When did the museum reopen?", "when"),
+    ("By when must the plan be approved?", "when"),
+    ("Who designed the lighthouse?", "name"),
+    ("To whom did the minister write?", "name"),
+    ("What happens to the town when the mill closes?", None),
+    ("What did the officials who met in Geneva decide?", None),
+])
+def test_the_wh_phrase_decides_what_is_asked_for(question, kind):
+    assert asked_for(question).kind == kind
+
+
+def test_a_count_needs_a_number_other_than_the_questions_own():
+    asked = asked_for("How many people were hurt in the 2017 floods?")
+    flood = "The floods of 2017 hit the valley hard."
+    assert asked.excludes("The floods of 2017 hit the valley hard and hurt many.", flood)
+    assert not asked.excludes("The floods of 2017 hurt 214 people in the valley.", flood)
+    assert not asked.excludes("The floods of 2017 hurt a dozen people in the valley.", flood)
+
+
+def test_a_year_asked_for_needs_a_year_in_the_sentence():
+    asked = asked_for("In what year was the water authority created?")
+    assert asked.excludes("The authority manages the river and the aquifer.", "")
+    assert not asked.excludes("The authority was set up in 1989 to manage the river.", "")
+
+
+def test_a_year_the_question_names_must_be_in_the_sentences_passage():
+    asked = asked_for("How did the partnership change after the elections of 2024?")
+    sentence = "After the elections the partnership entered a new stage."
+    assert asked.excludes(sentence, "Years later. " + sentence)
+    assert not asked.excludes(sentence, "In 2024 there were elections. " + sentence)
+    # Without a year in the question, nothing is required of the passage.
+    assert not asked_for("How did the partnership change?").excludes(sentence, sentence)
+
+
+def test_a_sentence_with_what_is_asked_for_ranks_higher():
+    asked = asked_for("Who is the chief executive of the city water company?")
+    # A name the question does not already use: the executive's, not the company's.
+    assert asked.supplies("Its chief executive, Ana Ruiz, says the company is stuck.")
+    assert not asked.supplies("The City Water Company finds itself in an awkward position.")
+    assert asked_for("How far is the front from the border?").supplies(
+        "The front lies some 900 kilometres from the border.")
+    assert not asked_for("What caused the drought?").supplies("It began in 2022 in May.")
+
+
+def test_ranked_evidence_for_a_count_holds_numbers_only(replay_assistant):
+    assistant = replay_assistant("", abstain_threshold=-1)
+    question = "How many people were killed and wounded in the attacks on Iran's parliament?"
+    hits = assistant.passages_for(question)
+    ranked = rank_evidence(question, hits, assistant.score_sentences)
+    assert ranked and all(re.search(r"\d", e.sentence.text) or NUMBER_WORDS & set(
+        re.findall(r"[a-z]+", e.sentence.text.lower())) for e in ranked)
+    every = rank_evidence("What happened in the attacks on Iran's parliament?", hits,
+                          assistant.score_sentences)
+    assert len(every) > len(ranked)  # the others were ruled out, not missing
+
+
+def test_a_question_about_a_year_no_passage_mentions_is_refused(replay_assistant):
+    """Refused before any judge or model: the passages never mention the year asked about."""
+    assistant = replay_assistant("Russia backed Assad [1].", abstain_threshold=-1)
+    answer = assistant.ask("Where did Moscow and Tehran disagree on Assad in 1850?")
+    assert answer.abstained and not answer.citations
+    assert any("holds what the question asks for (a passage that mentions 1850)" in note
+               for note in answer.notes)
+    # The same question about a year the documents discuss goes on to the model as usual.
+    answer = assistant.ask("Where did Moscow and Tehran disagree on Assad in 2015?")
+    assert not answer.abstained and answer.citations
+    quotes_resolve(answer)
