@@ -1,13 +1,13 @@
 """What a question asks for, read from its wording, and whether a sentence can hold it.
 
 Question answering systems have long typed the expected answer from the question's wh-phrase:
-"how many" wants a number, "in what year" a year, "who" a name. The answerability judge is told
-the same thing in words and still passes sentences that only share the question's topic (a
-sentence with no year judged to answer "In what year was it founded?"), so the two rules a
+"how many" wants a number, "in what year" a year, "who" or "which …" a name. The answerability
+judge is told the same thing in words and still passes sentences that only share the question's
+topic (a sentence with no year judged to answer "In what year was it founded?"), so the rules a
 sentence can be checked against without a model are applied here:
 
-- a question asking for a count, a percentage or a year needs a number (or a year) in the
-  sentence other than the question's own;
+- a question asking for a count or a percentage needs a number in the sentence other than the
+  question's own, and one asking "what year" or "what date" a year or a month;
 - a question that names a year asks about that time: a sentence whose passage never mentions
   any year the question names does not answer it.
 
@@ -30,7 +30,9 @@ _AMOUNT = re.compile(r"\bhow (?:much|long|far|big|large|tall|high|old|often)\b|"
 _YEAR_ASKED = re.compile(r"\b(?:what|which) (?:year|date)\b", re.IGNORECASE)
 # Only at the start: "when" and "who" inside a question are usually conjunction and pronoun.
 _WHEN = re.compile(r"^\W*(?:by |since |until )?when\b", re.IGNORECASE)
-_NAME = re.compile(r"^\W*(?:to |by |for |from |with )?who(?:m|se)?\b", re.IGNORECASE)
+# "Which commander …", "At which site …": usually a named person, body or place.
+_NAME = re.compile(r"^\W*(?:(?:to|by|for|from|with|at|in|on|of) )?(?:who(?:m|se)?|which)\b",
+                   re.IGNORECASE)
 
 _YEAR = re.compile(r"(?<!\d)(1[0-9]{3}|20[0-9]{2})(?!\d)")
 _DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
@@ -69,8 +71,10 @@ class AskedFor:
             return f"its passage never mentions {' or '.join(self.years)}"
         if self.kind == "count" and not self._new_numbers(sentence):
             return "it states no number"
-        if self.kind == "year" and not set(_YEAR.findall(sentence)) - set(self.years):
-            return "it states no year"
+        # The question's own year counts here: "… in the 2022 drought, and on what date?" is
+        # answered by "On 19 August 2022 …".
+        if self.kind == "year" and not (_YEAR.search(sentence) or _MONTH.search(sentence)):
+            return "it states no date"
         return ""
 
     def needs(self) -> str:
@@ -81,7 +85,7 @@ class AskedFor:
         if self.kind == "count":
             wants.append("a number")
         if self.kind == "year":
-            wants.append("a year")
+            wants.append("a year or date")
         return " and ".join(wants)
 
     def supplies(self, sentence: str) -> bool:
