@@ -16,6 +16,10 @@ _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|sh
                         re.IGNORECASE)
 # "The passage also discusses the importance of ...": the model describing its sources' topics
 # instead of saying what they say. A verb followed by "that/how/why ..." carries content and stays.
+# The source's own voice ("Our modelling shows …", "I calculate …"): in the assistant's words it
+# would read as the assistant speaking. Lower-case "us" only: "US" is a country.
+_FIRST_PERSON = re.compile(r"\b(?:I|[Ww]e|[Oo]urs?|[Oo]urselves|us|[Mm]y|[Mm]yself|me)\b")
+_DOUBLE_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
 _ABOUT_THE_SOURCE = re.compile(
     r"^(?:the|this|that|these|those|each|both|another|one)\s+(?:(?:first|second|third|other|"
     r"last|same|given|above)\s+)?(?:passage|text|document|source|article|excerpt|quote)s?\s+"
@@ -121,6 +125,12 @@ def restates(claim: str, question: str) -> bool:
     """True when the claim adds no content word to the question it answers."""
     stems = set(content_stems(claim))
     return bool(stems) and stems <= set(content_stems(question))
+
+
+def speaks_for_the_source(claim: str) -> bool:
+    """The sentence says "I", "we" or "our" outside quotation marks: words only its source can
+    say in its own voice (Zarif said: "We try …" is already attributed)."""
+    return bool(_FIRST_PERSON.search(_DOUBLE_QUOTED.sub(" ", claim)))
 
 
 def describes_a_source(claim: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from index.chunking import normalize_for_search
 
@@ -40,6 +40,18 @@ class Evidence:
         citation = self.as_citation()
         return (AnswerSentence(f"“{quoted}” [{self.n}]", (self.n,), True, claim=quoted,
                                quotes=(citation,)), citation)
+
+
+def as_quotation(sentence: AnswerSentence) -> AnswerSentence:
+    """A verified sentence with one quote, shown as that quote in quotation marks: for a model
+    sentence in its source's voice ("Our modelling shows …"), which unquoted would read as the
+    assistant's own modelling."""
+    if len(sentence.quotes) != 1:
+        return sentence
+    citation = sentence.quotes[0]
+    quoted = nested_quotation(normalize_for_search(citation.quote))
+    return replace(sentence, text=f"“{quoted}” [{citation.n}]", citations=(citation.n,),
+                   claim=quoted)
 
 
 _DOUBLE_QUOTES = "“”\""

@@ -19,13 +19,13 @@ from index.store_protocol import DocumentRecord
 from .abstain import EvidenceSignal, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator, Prompt
 from .by_document import by_document
-from .citations import citations_of, verify
+from .citations import citations_of, speaks_for_the_source, verify
 from .judge import Claim, SupportJudge
 from .memo import BatchMemo
 from .judge.answerability import answerability_for, remembered
 from .judge.base import AnswerabilityJudge
 from .contracts import Answer, AnswerSentence, DocumentView, Event, Hit, Turn
-from .extractive import extractive_answer, rank_evidence, select_evidence
+from .extractive import as_quotation, extractive_answer, rank_evidence, select_evidence
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .named_sources import named_documents
@@ -430,6 +430,10 @@ class Assistant:
                 notes.append("the draft failed the judge and so did a second draft restating "
                              "the best evidence")
         if supported:
+            # A sentence in its source's voice ("Our modelling shows …") is shown as the
+            # source's quote, not as the assistant speaking.
+            supported = [as_quotation(s) if speaks_for_the_source(s.claim) else s
+                         for s in supported]
             # The model's supported sentences alone. A closing quote of the best uncited
             # evidence sentence used to follow; on the tune half all 7 read as off the point
             # (measured on eval/seed_questions.jsonl) and none added a key fact.

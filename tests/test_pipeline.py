@@ -11,6 +11,7 @@ import pytest
 from index.errors import UserError
 from qa.backends.base import BackendError, ReplayGenerator
 from index.chunking import normalize_for_search
+from qa.citations import speaks_for_the_source
 from qa.contracts import Turn
 from qa.abstain import SENTENCES_CHECKED
 from qa.extractive import nested_quotation, rank_evidence
@@ -569,3 +570,28 @@ def test_warm_up_loads_the_model_and_asks_each_judge_once(hashing_seed_index, ha
     failing.warm_up()  # a broken backend is left for the first question to report
     with pytest.raises(BackendError):
         failing.generator  # noqa: B018
+
+
+def test_a_sentence_in_its_sources_voice_is_shown_as_its_quote(replay_assistant):
+    """The model copying "We try to …" would otherwise speak as the assistant."""
+    question = "What did Zarif tell The New Yorker about coordinating with Russia?"
+    probe = replay_assistant("", abstain_threshold=-1).ask(question)
+    n = passage_number(probe, "We try to coordinate regularly with Russia")
+    reply = f"We try to coordinate regularly with Russia, as well as with others [{n}]."
+    answer = replay_assistant(reply, abstain_threshold=-1).ask(question)
+    assert answer.mode == "model"
+    first = answer.sentences[0]
+    # The source's sentence in quotation marks (here with the minister it quotes), not the
+    # model's unquoted copy.
+    assert first.text.startswith("“") and first.text.endswith(f"” [{n}]")
+    assert "We try to coordinate regularly with Russia" in first.text
+    assert first.citations == (n,) and "We try to coordinate" in first.quotes[0].quote
+    quotes_resolve(answer)
+
+
+def test_first_person_words_the_model_quotes_and_attributes_are_its_own():
+    assert speaks_for_the_source("Our modelling shows the risk fell.")
+    assert speaks_for_the_source("The levy would cost us more.")
+    assert not speaks_for_the_source('Zarif said: "We try to coordinate with Russia."')
+    assert not speaks_for_the_source("Zarif said: “We try to coordinate with Russia.”")
+    assert not speaks_for_the_source("The US and Iran disagree.")
