@@ -14,12 +14,12 @@ from .textmatch import content_stems, coverage
 
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|she|her|such)\b",
                         re.IGNORECASE)
-# "The passage also discusses the importance of ...": the model describing its sources' topics
-# instead of saying what they say. A verb followed by "that/how/why ..." carries content and stays.
 # The source's own voice ("Our modelling shows …", "I calculate …"): in the assistant's words it
 # would read as the assistant speaking. Lower-case "us" only: "US" is a country.
 _FIRST_PERSON = re.compile(r"\b(?:I|[Ww]e|[Oo]urs?|[Oo]urselves|us|[Mm]y|[Mm]yself|me)\b")
 _DOUBLE_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
+# "The passage also discusses the importance of ...": the model describing its sources' topics
+# instead of saying what they say. A verb followed by "that/how/why ..." carries content and stays.
 _ABOUT_THE_SOURCE = re.compile(
     r"^(?:the|this|that|these|those|each|both|another|one)\s+(?:(?:first|second|third|other|"
     r"last|same|given|above)\s+)?(?:passage|text|document|source|article|excerpt|quote)s?\s+"
