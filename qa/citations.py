@@ -18,6 +18,9 @@ _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|sh
 # would read as the assistant speaking. Lower-case "us" only: "US" is a country.
 _FIRST_PERSON = re.compile(r"\b(?:I|[Ww]e|[Oo]urs?|[Oo]urselves|us|[Mm]y|[Mm]yself|me)\b")
 _DOUBLE_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
+# Reported speech ("Lavrov said Assad is not our ally"): the words are already someone's.
+_REPORTS = re.compile(r"\b(?:say|says|said|tell|tells|told|state|states|stated|write|writes|"
+                      r"wrote|add|adds|added|according to)\b", re.IGNORECASE)
 # "The passage also discusses the importance of ...": the model describing its sources' topics
 # instead of saying what they say. A verb followed by "that/how/why ..." carries content and stays.
 _ABOUT_THE_SOURCE = re.compile(
@@ -128,9 +131,11 @@ def restates(claim: str, question: str) -> bool:
 
 
 def speaks_for_the_source(claim: str) -> bool:
-    """The sentence says "I", "we" or "our" outside quotation marks: words only its source can
-    say in its own voice (Zarif said: "We try …" is already attributed)."""
-    return bool(_FIRST_PERSON.search(_DOUBLE_QUOTED.sub(" ", claim)))
+    """The sentence says "I", "we" or "our" outside quotation marks and reports no one's speech:
+    words only its source can say in its own voice (Zarif said: "We try …" and "Lavrov said
+    Assad is not our ally" are already attributed)."""
+    unquoted = _DOUBLE_QUOTED.sub(" ", claim)
+    return bool(_FIRST_PERSON.search(unquoted)) and not _REPORTS.search(unquoted)
 
 
 def describes_a_source(claim: str) -> bool:

@@ -594,4 +594,5 @@ def test_first_person_words_the_model_quotes_and_attributes_are_its_own():
     assert speaks_for_the_source("The levy would cost us more.")
     assert not speaks_for_the_source('Zarif said: "We try to coordinate with Russia."')
     assert not speaks_for_the_source("Zarif said: “We try to coordinate with Russia.”")
+    assert not speaks_for_the_source("Lavrov said Assad is not our ally.")
     assert not speaks_for_the_source("The US and Iran disagree.")
