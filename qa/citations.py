@@ -19,8 +19,9 @@ _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|sh
 _FIRST_PERSON = re.compile(r"\b(?:I|[Ww]e|[Oo]urs?|[Oo]urselves|us|[Mm]y|[Mm]yself|me)\b")
 _DOUBLE_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
 # Reported speech ("Lavrov said Assad is not our ally"): the words are already someone's.
-_REPORTS = re.compile(r"\b(?:say|says|said|tell|tells|told|state|states|stated|write|writes|"
-                      r"wrote|add|adds|added|according to)\b", re.IGNORECASE)
+# Third-person and past forms only: "state" is also a noun, and "we say" is the source talking.
+_REPORTS = re.compile(r"\b(?:says|said|tells|told|stated|writes|wrote|adds|added|according to)\b",
+                      re.IGNORECASE)
 # "The passage also discusses the importance of ...": the model describing its sources' topics
 # instead of saying what they say. A verb followed by "that/how/why ..." carries content and stays.
 _ABOUT_THE_SOURCE = re.compile(

@@ -595,4 +595,5 @@ def test_first_person_words_the_model_quotes_and_attributes_are_its_own():
     assert not speaks_for_the_source('Zarif said: "We try to coordinate with Russia."')
     assert not speaks_for_the_source("Zarif said: “We try to coordinate with Russia.”")
     assert not speaks_for_the_source("Lavrov said Assad is not our ally.")
+    assert speaks_for_the_source("We support the Syrian state.")
     assert not speaks_for_the_source("The US and Iran disagree.")
