@@ -71,8 +71,8 @@ class AskedFor:
             return f"its passage never mentions {' or '.join(self.years)}"
         if self.kind == "count" and not self._new_numbers(sentence):
             return "it states no number"
-        # The question's own year counts here: "… in the 2022 drought, and on what date?" is
-        # answered by "On 19 August 2022 …".
+        # The question's own year counts here: "… in the 1998 storm, and on what date?" is
+        # answered by "On 3 March 1998 …".
         if self.kind == "year" and not (_YEAR.search(sentence) or _MONTH.search(sentence)):
             return "it states no date"
         return ""

@@ -14,11 +14,11 @@ from .textmatch import content_stems, coverage
 
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|she|her|such)\b",
                         re.IGNORECASE)
-# The source's own voice ("Our modelling shows …", "I calculate …"): in the assistant's words it
+# The source's own voice ("Our survey finds …", "I estimate …"): in the assistant's words it
 # would read as the assistant speaking. Lower-case "us" only: "US" is a country.
 _FIRST_PERSON = re.compile(r"\b(?:I|[Ww]e|[Oo]urs?|[Oo]urselves|us|[Mm]y|[Mm]yself|me)\b")
 _DOUBLE_QUOTED = re.compile(r"“[^”]*”|\"[^\"]*\"")
-# Reported speech ("Lavrov said Assad is not our ally"): the words are already someone's.
+# Reported speech ("The mayor said the bridge is our priority"): the words are already someone's.
 # Third-person and past forms only: "state" is also a noun, and "we say" is the source talking.
 _REPORTS = re.compile(r"\b(?:says|said|tells|told|stated|writes|wrote|adds|added|according to)\b",
                       re.IGNORECASE)
@@ -133,8 +133,8 @@ def restates(claim: str, question: str) -> bool:
 
 def speaks_for_the_source(claim: str) -> bool:
     """The sentence says "I", "we" or "our" outside quotation marks and reports no one's speech:
-    words only its source can say in its own voice (Zarif said: "We try …" and "Lavrov said
-    Assad is not our ally" are already attributed)."""
+    words only its source can say in its own voice (The mayor said: "We will rebuild …" and "The
+    mayor said the bridge is our priority" are already attributed)."""
     unquoted = _DOUBLE_QUOTED.sub(" ", claim)
     return bool(_FIRST_PERSON.search(unquoted)) and not _REPORTS.search(unquoted)
 

@@ -44,8 +44,8 @@ class Evidence:
 
 def as_quotation(sentence: AnswerSentence) -> AnswerSentence:
     """A verified sentence with one quote, shown as that quote in quotation marks: for a model
-    sentence in its source's voice ("Our modelling shows …"), which unquoted would read as the
-    assistant's own modelling."""
+    sentence in its source's voice ("Our survey finds …"), which unquoted would read as the
+    assistant's own survey."""
     if len(sentence.quotes) != 1:
         return sentence
     citation = sentence.quotes[0]

@@ -430,7 +430,7 @@ class Assistant:
                 notes.append("the draft failed the judge and so did a second draft restating "
                              "the best evidence")
         if supported:
-            # A sentence in its source's voice ("Our modelling shows …") is shown as the
+            # A sentence in its source's voice ("Our survey finds …") is shown as the
             # source's quote, not as the assistant speaking.
             supported = [as_quotation(s) if speaks_for_the_source(s.claim) else s
                          for s in supported]
