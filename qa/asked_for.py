@@ -19,8 +19,9 @@ collection: it reads English question words only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .judge.prefilter import numbers_of
 from .textmatch import STOPWORDS, content_stems, tokens, words
 
 # Wh-phrases whose answer is a count or a share, a year or date, or a person or named body.
@@ -35,7 +36,6 @@ _NAME = re.compile(r"^\W*(?:(?:to|by|for|from|with|at|in|on|of) )?(?:who(?:m|se)
                    re.IGNORECASE)
 
 _YEAR = re.compile(r"(?<!\d)(1[0-9]{3}|20[0-9]{2})(?!\d)")
-_DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 _MONTH = re.compile(r"\b(?:January|February|March|April|May|June|July|August|September|"
                     r"October|November|December)\b")
 NUMBER_WORDS = frozenset("""one two three four five six seven eight nine ten eleven twelve
@@ -46,9 +46,8 @@ double doubled triple tripled threefold twofold""".split())
 
 
 def _numbers(text: str) -> set[str]:
-    """Digits (thousands separators dropped) and number words of a text."""
-    found = {d.replace(",", "") for d in _DIGITS.findall(text)}
-    return found | {w.lower() for w in tokens(text) if w.lower() in NUMBER_WORDS}
+    """Numbers in digits (as the support judge's pre-filter reads them) and number words."""
+    return numbers_of(text) | {w for w in tokens(text) if w in NUMBER_WORDS}
 
 
 def _names(text: str) -> set[str]:
@@ -63,6 +62,13 @@ class AskedFor:
     question: str
     kind: str | None  # "count", "amount", "year", "when", "name" or None (anything)
     years: tuple[str, ...] = ()
+    # Read once per question, not once per sentence checked.
+    _numbers: frozenset[str] = field(init=False, repr=False, compare=False)
+    _stems: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_numbers", frozenset(_numbers(self.question)))
+        object.__setattr__(self, "_stems", frozenset(content_stems(self.question)))
 
     def excludes(self, sentence: str, passage: str) -> str:
         """Why the sentence cannot answer the question ("" when it may): no number for a count,
@@ -95,12 +101,11 @@ class AskedFor:
         if self.kind in ("year", "when"):
             return bool(set(_YEAR.findall(sentence)) - set(self.years) or _MONTH.search(sentence))
         if self.kind == "name":
-            asked = set(content_stems(self.question))
-            return any(set(content_stems(name)).isdisjoint(asked) for name in _names(sentence))
+            return any(self._stems.isdisjoint(content_stems(name)) for name in _names(sentence))
         return False
 
     def _new_numbers(self, sentence: str) -> set[str]:
-        return _numbers(sentence) - _numbers(self.question)
+        return _numbers(sentence) - self._numbers
 
 
 def asked_for(question: str) -> AskedFor:
