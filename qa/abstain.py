@@ -4,8 +4,10 @@ Two signals, both measured: how close the nearest passage is (a floor for questi
 every document, calibrated for the default embedder), and whether any of the best evidence
 sentences answers the question, as the answerability judge sees it (qa/judge/answerability.py).
 Before either, the question's wording can rule sentences out: "how many" needs a number, a
-question naming a year needs a passage that mentions it (qa/asked_for.py). A name the corpus
-never mentions is for the judge to weigh, not a reason to refuse on its own.
+question naming a year needs a passage that mentions it, and one naming someone needs a passage
+(or the document's title, author or publisher) that mentions any word of that name
+(qa/asked_for.py). Only the whole name counts: a question about "the Harbour Navy" is not refused
+for the word "Navy" when the passages mention the Harbour.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .citations import passage_sentences
 from .contracts import Hit
 from .extractive import Evidence, rank_evidence
 from .judge.base import AnswerabilityJudge
+from .named_sources import source_names
 from .retrieve import Retriever
 
 # Evidence sentences put to the answerability judge: the best few by rank_evidence. On the tune
@@ -71,10 +74,14 @@ def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], fl
     similarity = retriever.best_similarity(question)
     if similarity < floor or not hits:
         return EvidenceSignal(similarity)
+    asked = asked_for(question)
+    absent = asked.unmentioned(_mentions(retriever, hits)) if asked.names else ()
+    if absent:
+        return EvidenceSignal(similarity, missing="a passage that mentions "
+                              + " or ".join(absent))
     ranked = rank_evidence(question, hits, scorer)
     if not ranked:
         # Every sentence lacks what the question asks for, or none is long enough to be evidence.
-        asked = asked_for(question)
         ruled_out = any(asked.excludes(s.text, h.text) for h in hits for s in passage_sentences(h))
         missing = asked.needs() if ruled_out else ""
         return EvidenceSignal(similarity, missing=missing)
@@ -90,3 +97,15 @@ def evidence_signal(question: str, retriever: Retriever, hits: Sequence[Hit], fl
             if until_answered:
                 break  # every earlier score was below it, so this one is the best so far
     return EvidenceSignal(similarity, max(scores), answerability.threshold, answering)
+
+
+def _mentions(retriever: Retriever, hits: Sequence[Hit]) -> list[str]:
+    """The texts that may mention a name the question asks about: the passages, and their
+    documents' titles, authors and publishers ("according to Okafor" of Okafor's report)."""
+    records = {r.doc_id: r for r in retriever.store.list_documents()}
+    texts = [hit.text for hit in hits]
+    for doc_id in dict.fromkeys(hit.doc_id for hit in hits):
+        record = records.get(doc_id)
+        if record is not None:
+            texts += [record.title, *source_names(record.meta)]
+    return texts

@@ -9,7 +9,12 @@ sentence can be checked against without a model are applied here:
 - a question asking for a count or a percentage needs a number in the sentence other than the
   question's own, and one asking "what year" or "what date" a year or a month;
 - a question that names a year asks about that time: a sentence whose passage never mentions
-  any year the question names does not answer it.
+  any year the question names does not answer it;
+- a question that names someone or something ("What did Mayor Ana Lindqvist say …", "the Harbour
+  Trust") asks about them: when no retrieved passage or its document's title, author or
+  publisher mentions any word of that name written with a capital, no sentence answers it.
+  One word is enough ("the Harbour Navy" is mentioned by a passage on the Harbour's ships), and
+  a title before a name ("Mayor", "President") is no name.
 
 A sentence that holds the kind of thing asked for (a number, a year, a name the question does
 not already use) is also preferred when evidence is ranked. Nothing here depends on a
@@ -45,6 +50,16 @@ trillion dozen dozens half halves third thirds quarter quarters fifth fifths ten
 double doubled triple tripled threefold twofold""".split())
 
 
+# Titles and offices written before a person's name: "Mayor Ana Lindqvist" names Ana Lindqvist.
+_TITLES = frozenset("""mr mrs ms miss mx dr prof professor sir dame lord lady president
+vice prime minister secretary chancellor premier governor mayor senator ambassador general
+colonel major captain admiral commander marshal king queen prince princess emperor chairman
+chairwoman chair director judge justice saint st pope bishop""".split())
+# Lower-case words that stay inside a name: "Bank of the North", "Ludwig van Beethoven".
+_NAME_JOINS = frozenset({"of", "the", "for", "de", "del", "da", "van", "von", "al", "el", "bin"})
+_SENTENCE_BREAK = re.compile(r"[.?!:;]\s+")
+
+
 def _numbers(text: str) -> set[str]:
     """Numbers in digits (as the support judge's pre-filter reads them) and number words."""
     return numbers_of(text) | {w for w in tokens(text) if w in NUMBER_WORDS}
@@ -55,6 +70,36 @@ def _names(text: str) -> set[str]:
     return {w for w in words(text)[1:] if w[:1].isupper() and w.lower() not in STOPWORDS}
 
 
+def _name_parts(word: str) -> list[str]:
+    """The capitalised parts of a word, possessive dropped: "Lindqvist's" -> Lindqvist,
+    "Harbour-Trust" -> Harbour, Trust."""
+    word = re.sub(r"['’]s$", "", word)
+    return [p for p in word.split("-") if p[:1].isupper()]
+
+
+def names_asked_about(question: str) -> tuple[tuple[str, ...], ...]:
+    """The names in a question: runs of capitalised words, each sentence's first word left out
+    (it is capitalised anyway), titles and common words dropped."""
+    names: list[tuple[str, ...]] = []
+    for piece in _SENTENCE_BREAK.split(question):
+        run: list[str] = []
+        for word in words(piece)[1:] + [""]:
+            parts = _name_parts(word)
+            if parts and word.lower() not in STOPWORDS:
+                run += [p for p in parts if p.lower() not in _TITLES]
+            elif run and word.lower() in _NAME_JOINS:
+                continue
+            elif run:
+                names.append(tuple(run))
+                run = []
+    return tuple(dict.fromkeys(names))
+
+
+def capitalised_stems(text: str) -> set[str]:
+    """Stems of the words a text writes with a capital (the ways it can mention a name)."""
+    return set(content_stems(" ".join(p for w in words(text) for p in _name_parts(w))))
+
+
 @dataclass(frozen=True)
 class AskedFor:
     """The kind of answer a question wants, and the years it names."""
@@ -62,6 +107,7 @@ class AskedFor:
     question: str
     kind: str | None  # "count", "amount", "year", "when", "name" or None (anything)
     years: tuple[str, ...] = ()
+    names: tuple[tuple[str, ...], ...] = ()
     # Read once per question, not once per sentence checked.
     _numbers: frozenset[str] = field(init=False, repr=False, compare=False)
     _stems: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -94,6 +140,14 @@ class AskedFor:
             wants.append("a year or date")
         return " and ".join(wants)
 
+    def unmentioned(self, texts: list[str]) -> tuple[str, ...]:
+        """The question's names of which the texts mention no word (written with a capital)."""
+        if not self.names:
+            return ()
+        mentioned = set().union(*(capitalised_stems(t) for t in texts)) if texts else set()
+        return tuple(" ".join(name) for name in self.names
+                     if mentioned.isdisjoint(content_stems(" ".join(name))))
+
     def supplies(self, sentence: str) -> bool:
         """The sentence holds the kind of thing asked for (always False for open questions)."""
         if self.kind in ("count", "amount"):
@@ -111,8 +165,9 @@ class AskedFor:
 def asked_for(question: str) -> AskedFor:
     """Read the question's wh-phrase; the first that matches decides."""
     years = tuple(dict.fromkeys(_YEAR.findall(question)))
+    names = names_asked_about(question)
     for kind, pattern in (("count", _COUNT), ("year", _YEAR_ASKED), ("amount", _AMOUNT),
                           ("when", _WHEN), ("name", _NAME)):
         if pattern.search(question):
-            return AskedFor(question, kind, years)
-    return AskedFor(question, None, years)
+            return AskedFor(question, kind, years, names)
+    return AskedFor(question, None, years, names)

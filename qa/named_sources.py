@@ -28,7 +28,8 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _names(meta: dict) -> list[str]:
+def source_names(meta: dict) -> list[str]:
+    """The author and publisher names a document's metadata gives."""
     names: list[str] = []
     for field in NAME_FIELDS:
         value = meta.get(field)
@@ -83,4 +84,4 @@ def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tup
     breaks = frozenset(k for k in range(len(found) - 1)
                        if question[found[k].end():found[k + 1].start()].strip())
     return tuple(doc_id for doc_id, meta in documents
-                 if any(_names_in(asked, name, breaks) for name in _names(meta)))
+                 if any(_names_in(asked, name, breaks) for name in source_names(meta)))

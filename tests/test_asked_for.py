@@ -92,3 +92,33 @@ def test_a_question_about_a_year_no_passage_mentions_is_refused(replay_assistant
     answer = assistant.ask("Where did Moscow and Tehran disagree on Assad in 2015?")
     assert not answer.abstained and answer.citations
     quotes_resolve(answer)
+
+
+def test_the_names_a_question_asks_about():
+    names = asked_for("What did Mayor Ana Lindqvist's office say about the Bank of the North? "
+                      "Compare Oslo.").names
+    # The title is no name, "of the" stays inside one, a sentence's first word is no name.
+    assert names == (("Ana", "Lindqvist"), ("Bank", "North"), ("Oslo",))
+    assert asked_for("What did the President say about the harbour?").names == ()
+
+
+def test_a_name_is_mentioned_by_any_of_its_words_written_with_a_capital():
+    asked = asked_for("What role did the Harbour Navy play in the Gold Group's strike?")
+    texts = ["The Harbour's ships stayed in port.", "A group of gold miners went on strike."]
+    # One word of a name is enough; the same words in lower case mention no name.
+    assert asked.unmentioned(texts) == ("Gold Group",)
+    assert asked.unmentioned(texts + ["The Gold Group's miners struck."]) == ()
+    assert asked_for("Why did the Harbour Navy's admirals resign?").unmentioned(
+        ["The admirals of the Harbours resigned."]) == ()  # possessive and plural
+
+
+def test_a_question_about_someone_no_passage_mentions_is_refused(replay_assistant):
+    """Refused before any judge or model, with the name in the reason; a name the passages
+    mention goes on to the model as usual."""
+    assistant = replay_assistant("Russia backed Assad [1].", abstain_threshold=-1)
+    answer = assistant.ask("What did President Ana Lindqvist say about Assad and Moscow?")
+    assert answer.abstained and not answer.citations
+    assert any("(a passage that mentions Ana Lindqvist)" in note for note in answer.notes)
+    answer = assistant.ask("What did Lavrov say about Assad and Moscow?")
+    assert not answer.abstained and answer.citations
+    quotes_resolve(answer)
