@@ -127,6 +127,8 @@ def select_evidence(ranked: Sequence[Evidence], count: int, spread: bool = False
     return chosen
 
 
+# Evidence sentences put to the answerability judge when quotes are chosen: the best few by rank.
+JUDGED = 6
 # Scores (question, texts) -> does each text answer the question; the answerability judge.
 AnswerScorer = Callable[[str, list[str]], list[float]]
 
@@ -141,15 +143,20 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     of the quotes alone from 0.514 to 0.569, most on questions whose answer spans passages.
     `spread` (comparison questions) takes each document's best sentence first, so every side
     that speaks is quoted before any document is quoted twice. With `answers` (a scorer and
-    its threshold), the quotes after the best one are kept only when judged to answer the
-    question: related sentences that answer nothing are padding a reader has to wade through.
+    its threshold), the quotes are chosen among the best `JUDGED` sentences judged to answer
+    the question (the best one alone when none is): related sentences that answer nothing are
+    padding a reader has to wade through, and the closest sentence is not always the answer.
     """
-    chosen = select_evidence(rank_evidence(question, hits, scorer), max_quotes, spread,
-                             one_per_passage=True)
-    if answers is not None and len(chosen) > 1:
+    ranked = rank_evidence(question, hits, scorer)
+    if answers is not None and ranked:
         score, threshold = answers
-        scores = score(question, [e.sentence.text for e in chosen[1:]])
-        chosen = chosen[:1] + [e for e, s in zip(chosen[1:], scores) if s >= threshold]
+        pool = ranked[:JUDGED]
+        scores = score(question, [e.sentence.text for e in pool])
+        answering = [e for e, s in zip(pool, scores) if s >= threshold]
+        chosen = select_evidence(answering or ranked[:1], max_quotes, spread,
+                                 one_per_passage=True)
+    else:
+        chosen = select_evidence(ranked, max_quotes, spread, one_per_passage=True)
     pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)
