@@ -143,20 +143,19 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     of the quotes alone from 0.514 to 0.569, most on questions whose answer spans passages.
     `spread` (comparison questions) takes each document's best sentence first, so every side
     that speaks is quoted before any document is quoted twice. With `answers` (a scorer and
-    its threshold), the quotes are chosen among the best `JUDGED` sentences judged to answer
-    the question (the best one alone when none is): related sentences that answer nothing are
-    padding a reader has to wade through, and the closest sentence is not always the answer.
+    its threshold), the quotes after the best one are chosen among the next best sentences
+    (up to `JUDGED` in all) that are judged to answer the question: related sentences that
+    answer nothing are padding a reader has to wade through, and an answering sentence a
+    little further down is worth more. The best one stays whatever its score: the judge misses
+    answers a reader sees (a long sentence that names the person asked about among much else).
     """
     ranked = rank_evidence(question, hits, scorer)
-    if answers is not None and ranked:
+    if answers is not None and len(ranked) > 1:
         score, threshold = answers
-        pool = ranked[:JUDGED]
-        scores = score(question, [e.sentence.text for e in pool])
-        answering = [e for e, s in zip(pool, scores) if s >= threshold]
-        chosen = select_evidence(answering or ranked[:1], max_quotes, spread,
-                                 one_per_passage=True)
-    else:
-        chosen = select_evidence(ranked, max_quotes, spread, one_per_passage=True)
+        rest = ranked[1:JUDGED]
+        scores = score(question, [e.sentence.text for e in rest])
+        ranked = ranked[:1] + [e for e, s in zip(rest, scores) if s >= threshold]
+    chosen = select_evidence(ranked, max_quotes, spread, one_per_passage=True)
     pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)
