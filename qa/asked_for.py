@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass, field
 
 from .judge.prefilter import numbers_of
+from .named_sources import TITLES
 from .textmatch import STOPWORDS, content_stems, tokens, words
 
 # Wh-phrases whose answer is a count or a share, a year or date, or a person or named body.
@@ -50,11 +51,6 @@ trillion dozen dozens half halves third thirds quarter quarters fifth fifths ten
 double doubled triple tripled threefold twofold""".split())
 
 
-# Titles and offices written before a person's name: "Mayor Ana Lindqvist" names Ana Lindqvist.
-_TITLES = frozenset("""mr mrs ms miss mx dr prof professor sir dame lord lady president
-vice prime minister secretary chancellor premier governor mayor senator ambassador general
-colonel major captain admiral commander marshal king queen prince princess emperor chairman
-chairwoman chair director judge justice saint st pope bishop""".split())
 # Lower-case words that stay inside a name: "Bank of the North", "Ludwig van Beethoven".
 _NAME_JOINS = frozenset({"of", "the", "for", "de", "del", "da", "van", "von", "al", "el", "bin"})
 _SENTENCE_BREAK = re.compile(r"[.?!:;]\s+")
@@ -86,7 +82,7 @@ def names_asked_about(question: str) -> tuple[tuple[str, ...], ...]:
         for word in words(piece)[1:] + [""]:
             parts = _name_parts(word)
             if parts and word.lower() not in STOPWORDS:
-                run += [p for p in parts if p.lower() not in _TITLES]
+                run += [p for p in parts if p.lower() not in TITLES]
             elif run and word.lower() in _NAME_JOINS:
                 continue
             elif run:
@@ -142,9 +138,7 @@ class AskedFor:
 
     def unmentioned(self, texts: list[str]) -> tuple[str, ...]:
         """The question's names of which the texts mention no word (written with a capital)."""
-        if not self.names:
-            return ()
-        mentioned = set().union(*(capitalised_stems(t) for t in texts)) if texts else set()
+        mentioned = set().union(*map(capitalised_stems, texts))
         return tuple(" ".join(name) for name in self.names
                      if mentioned.isdisjoint(content_stems(" ".join(name))))
 

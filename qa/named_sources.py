@@ -20,8 +20,12 @@ from collections.abc import Iterable, Sequence
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 _POSSESSIVE = re.compile(r"['’]s$")
 NAME_FIELDS = ("author", "publisher")
-# English titles written before a surname: "Professor Okafor" names Okafor, not another name.
-_TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame"})
+# English titles and offices written before a name: "Professor Okafor" and "Mayor Ana Okafor"
+# name Okafor, not another name.
+TITLES = frozenset("""mr mrs ms miss mx dr prof professor sir dame lord lady president vice
+prime minister secretary chancellor premier governor mayor senator ambassador general colonel
+major captain admiral commander marshal king queen prince princess emperor chairman chairwoman
+chair director judge justice saint st pope bishop""".split())
 
 
 def _words(text: str) -> list[str]:
@@ -67,7 +71,7 @@ def _stands_alone(question_words: Sequence[str], breaks: frozenset[int], i: int,
     A. Okafor" (a title is no name), and so does "Okafor, Russia …" (punctuation ends a name).
     The question's first word is capitalised anyway and proves nothing."""
     neighbours = []
-    if i > 1 and i - 1 not in breaks and question_words[i - 1].casefold() not in _TITLES:
+    if i > 1 and i - 1 not in breaks and question_words[i - 1].casefold() not in TITLES:
         neighbours.append(question_words[i - 1])
     if i + 1 < len(question_words) and i not in breaks:
         neighbours.append(question_words[i + 1])
