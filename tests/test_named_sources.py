@@ -50,6 +50,7 @@ def test_a_surname_inside_another_name_names_nothing():
     assert named_documents("What does Ana Ferreira say?", DOCUMENTS) == ("b",)
     assert named_documents("Does Dr Ferreira agree?", DOCUMENTS) == ("b",)
     assert named_documents("Does Professor Ferreira agree?", DOCUMENTS) == ("b",)
+    assert named_documents("Did Mayor Ferreira agree?", DOCUMENTS) == ("b",)
     assert named_documents("Did Lucas Ferreira win?", DOCUMENTS) == ()
     assert named_documents("Ferreira's view of the tolls?", DOCUMENTS) == ("b",)
     assert named_documents("According to Ferreira, Lisbon pays the tolls?", DOCUMENTS) == ("b",)
