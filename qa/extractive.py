@@ -127,8 +127,6 @@ def select_evidence(ranked: Sequence[Evidence], count: int, spread: bool = False
     return chosen
 
 
-# Evidence sentences put to the answerability judge when quotes are chosen: the best few by rank.
-JUDGED = 6
 # Scores (question, texts) -> does each text answer the question; the answerability judge.
 AnswerScorer = Callable[[str, list[str]], list[float]]
 
@@ -143,19 +141,15 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     of the quotes alone from 0.514 to 0.569, most on questions whose answer spans passages.
     `spread` (comparison questions) takes each document's best sentence first, so every side
     that speaks is quoted before any document is quoted twice. With `answers` (a scorer and
-    its threshold), the quotes after the best one are chosen among the next best sentences
-    (up to `JUDGED` in all) that are judged to answer the question: related sentences that
-    answer nothing are padding a reader has to wade through, and an answering sentence a
-    little further down is worth more. The best one stays whatever its score: the judge misses
-    answers a reader sees (a long sentence that names the person asked about among much else).
+    its threshold), the quotes after the best one are kept only when judged to answer the
+    question: related sentences that answer nothing are padding a reader has to wade through.
     """
-    ranked = rank_evidence(question, hits, scorer)
-    if answers is not None and len(ranked) > 1:
+    chosen = select_evidence(rank_evidence(question, hits, scorer), max_quotes, spread,
+                             one_per_passage=True)
+    if answers is not None and len(chosen) > 1:
         score, threshold = answers
-        rest = ranked[1:JUDGED]
-        scores = score(question, [e.sentence.text for e in rest])
-        ranked = ranked[:1] + [e for e, s in zip(rest, scores) if s >= threshold]
-    chosen = select_evidence(ranked, max_quotes, spread, one_per_passage=True)
+        scores = score(question, [e.sentence.text for e in chosen[1:]])
+        chosen = chosen[:1] + [e for e, s in zip(chosen[1:], scores) if s >= threshold]
     pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)

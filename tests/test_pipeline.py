@@ -14,7 +14,7 @@ from index.chunking import normalize_for_search
 from qa.citations import speaks_for_the_source
 from qa.contracts import Turn
 from qa.abstain import SENTENCES_CHECKED
-from qa.extractive import JUDGED, nested_quotation, rank_evidence, select_evidence
+from qa.extractive import nested_quotation, rank_evidence
 from qa.prompt import fit_prompt
 
 from conftest import make_assistant
@@ -380,22 +380,6 @@ def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assista
     assert len([n for n in kept if scores[n] < check.threshold]) <= 1
     assert all(n in kept for n in quotes if scores[n] >= check.threshold)
     quotes_resolve(checked)
-
-
-def test_an_answering_sentence_further_down_is_quoted_before_closer_padding(replay_assistant):
-    question = "Which side insists on maintaining Assad, and which is more flexible?"
-    probe = replay_assistant("", abstain_threshold=-1)
-    ranked = rank_evidence(question, probe.passages_for(question), probe.score_sentences)
-    closest = select_evidence(ranked, 3, one_per_passage=True)  # the quotes without a judge
-    further = next(e for e in ranked[3:JUDGED] if e not in closest and e.n != ranked[0].n)
-    answer = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1, repair=False,
-                              answerability=ListedAnswers(ranked[0].sentence.text,
-                                                          further.sentence.text)).ask(question)
-    assert answer.mode == "extractive"
-    assert [c.n for c in answer.citations] == sorted([ranked[0].n, further.n])
-    quoted = {" ".join(c.quote.split()) for c in answer.citations}
-    assert " ".join(further.sentence.text.split()) in quoted
-    quotes_resolve(answer)
 
 
 def test_a_question_naming_its_sources_gets_passages_from_them_only(replay_assistant):
