@@ -181,3 +181,34 @@ def polarity_flips(claim: str, source: str) -> list[str]:
     source_negated, source_stems = _negated_stems(source)
     shared = claim_stems & source_stems
     return sorted(stem for stem in shared if (stem in claim_negated) != (stem in source_negated))
+
+
+def _is_negation(word: str) -> bool:
+    return word in NEGATIONS or word in NEGATING_VERBS or word.endswith("n't")
+
+
+def dropped_negations(claim: str, source: str, reach: int = 5, kept: int = 3) -> list[str]:
+    """Negated phrases of the source that the claim restates without their negation: the claim
+    has no negation at all, leaves out the word the source negates, and keeps at least `kept`
+    of the next `reach - 1` content words of that clause. "There is no reason for the council to
+    close the bridge" restated as "The council closes the bridge" reports 'reason'.
+
+    polarity_flips sees a negated word the claim asserts; this sees a claim that cut the
+    negation away with the word it governed."""
+    claim_words = [w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+", claim)]
+    if any(_is_negation(w) for w in claim_words):
+        return []
+    claim_stems = {_stemmer().stemWord(w.strip("'")) for w in claim_words if w not in STOPWORDS}
+    scopes: list[list[str]] = []
+    left = 0
+    for word in (w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+|[.,;:!?]", source)):
+        if word in _CLAUSE_ENDS:
+            left = 0
+        elif _is_negation(word):
+            scopes.append([])
+            left = reach
+        elif left > 0 and word not in STOPWORDS:
+            scopes[-1].append(_stemmer().stemWord(word.strip("'")))
+            left -= 1
+    return [scope[0] for scope in scopes if scope and scope[0] not in claim_stems
+            and sum(stem in claim_stems for stem in scope[1:]) >= kept]

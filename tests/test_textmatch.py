@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qa.citations import markers, passage_sentences, split_answer, strip_markers, with_markers
 from qa.contracts import Hit
-from qa.textmatch import content_stems, coverage, polarity_flips, role_swaps
+from qa.textmatch import content_stems, coverage, dropped_negations, polarity_flips, role_swaps
 
 SOURCE = ("They have different attitudes towards the retention of power by President Bashar "
           "al-Assad. Iran stands for maintaining the current status quo while Russia does not rule "
@@ -90,6 +90,21 @@ def test_a_negation_reaches_no_further_than_its_clause():
     assert polarity_flips("Russia delivered the air defence systems.",
                           "Russia did not deliver the air defence systems, officials said.") \
         == ["deliv"]
+
+
+def test_a_claim_that_cuts_away_a_negation_with_the_word_it_governs_is_caught():
+    from qa.judge.base import Claim
+    from qa.judge.prefilter import rejection
+
+    source = ("There is no reason for the council to close the old bridge this winter: the "
+              "repairs are already paid for.")
+    # The negated word ("reason") went with its negation; what it governed stayed.
+    assert dropped_negations("The council will close the old bridge this winter.", source) \
+        == ["reason"]
+    assert rejection(Claim("The council will close the old bridge this winter.", (source,)))
+    # A claim that keeps a negation, or keeps too little of the negated clause, is left alone.
+    assert dropped_negations("The council has no reason to close the old bridge.", source) == []
+    assert dropped_negations("The repairs to the bridge are already paid for.", source) == []
 
 
 def test_a_passage_sentence_never_runs_past_a_paragraph_break():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from index.chunking import normalize_for_search
 
-from ..textmatch import content_stems, polarity_flips, role_swaps, tokens
+from ..textmatch import content_stems, dropped_negations, polarity_flips, role_swaps, tokens
 from .base import UNSUPPORTED, Claim, SupportJudge, Verdict
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
@@ -36,6 +36,7 @@ class PrefilterRules:
 
     numbers: bool = True
     negation: bool = True
+    dropped_negation: bool = True
     # Off: on the tuning half it rejected 4 true claims to catch 1 false one the judge missed.
     roles: bool = False
     names: bool = True
@@ -134,6 +135,10 @@ def rejection(claim: Claim, rules: PrefilterRules = PrefilterRules()) -> str:
         flips = polarity_flips(text, evidence)
         if flips:
             return f"negated in one text but not the other: {', '.join(flips)}"
+    if rules.dropped_negation:
+        dropped = dropped_negations(text, evidence)
+        if dropped:
+            return f"restates what the evidence negates without the negation: {', '.join(dropped)}"
     if rules.roles:
         swaps = role_swaps(text, evidence)
         if swaps:
