@@ -147,44 +147,42 @@ def role_swaps(claim: str, source: str, before: int = 10, after: int = 3) -> lis
 _CLAUSE_ENDS = frozenset(".,;:!?")
 
 
-def _negated_stems(text: str, reach: int = 1) -> tuple[set[str], set[str]]:
-    """(stems of the first `reach` content words after a negation, all content stems) of a text.
+def _negation_scopes(text: str, reach: int = 1) -> tuple[list[list[str]], set[str]]:
+    """(for each negation, the stems of up to `reach` content words after it; all content
+    stems) of a text.
 
     Reach counts content words, so "did not deliver the systems" and "refused to deliver the
     systems" negate the same words. A negation's scope ends with its clause: in "we have no one
     there after him. The resistance depends on him" nothing of the second sentence is negated.
     """
     words = [w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+|[.,;:!?]", text)]
-    negated, stems = set(), set()
+    scopes: list[list[str]] = []
+    stems: set[str] = set()
     left = 0  # content words still in the scope of the last negation
     for word in words:
         if word in _CLAUSE_ENDS:
             left = 0
-            continue
-        if word in NEGATIONS or word in NEGATING_VERBS or word.endswith("n't"):
+        elif word in NEGATIONS or word in NEGATING_VERBS or word.endswith("n't"):
+            scopes.append([])
             left = reach
-            continue
-        if word in STOPWORDS:
-            continue
-        stem = _stemmer().stemWord(word.strip("'"))
-        stems.add(stem)
-        if left > 0:
-            negated.add(stem)
-            left -= 1
-    return negated, stems
+        elif word not in STOPWORDS:
+            stem = _stemmer().stemWord(word.strip("'"))
+            stems.add(stem)
+            if left > 0:
+                scopes[-1].append(stem)
+                left -= 1
+    return scopes, stems
 
 
 def polarity_flips(claim: str, source: str) -> list[str]:
     """Content words negated in one text but asserted in the other ("is not their red line"
     against "is a red line")."""
-    claim_negated, claim_stems = _negated_stems(claim)
-    source_negated, source_stems = _negated_stems(source)
+    claim_scopes, claim_stems = _negation_scopes(claim)
+    source_scopes, source_stems = _negation_scopes(source)
+    claim_negated = {stem for scope in claim_scopes for stem in scope}
+    source_negated = {stem for scope in source_scopes for stem in scope}
     shared = claim_stems & source_stems
     return sorted(stem for stem in shared if (stem in claim_negated) != (stem in source_negated))
-
-
-def _is_negation(word: str) -> bool:
-    return word in NEGATIONS or word in NEGATING_VERBS or word.endswith("n't")
 
 
 def dropped_negations(claim: str, source: str, reach: int = 5, kept: int = 3) -> list[str]:
@@ -195,20 +193,9 @@ def dropped_negations(claim: str, source: str, reach: int = 5, kept: int = 3) ->
 
     polarity_flips sees a negated word the claim asserts; this sees a claim that cut the
     negation away with the word it governed."""
-    claim_words = [w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+", claim)]
-    if any(_is_negation(w) for w in claim_words):
+    claim_scopes, claim_stems = _negation_scopes(claim)
+    if claim_scopes:
         return []
-    claim_stems = {_stemmer().stemWord(w.strip("'")) for w in claim_words if w not in STOPWORDS}
-    scopes: list[list[str]] = []
-    left = 0
-    for word in (w.lower().replace("’", "'") for w in re.findall(r"[A-Za-z'’]+|[.,;:!?]", source)):
-        if word in _CLAUSE_ENDS:
-            left = 0
-        elif _is_negation(word):
-            scopes.append([])
-            left = reach
-        elif left > 0 and word not in STOPWORDS:
-            scopes[-1].append(_stemmer().stemWord(word.strip("'")))
-            left -= 1
-    return [scope[0] for scope in scopes if scope and scope[0] not in claim_stems
+    return [scope[0] for scope in _negation_scopes(source, reach)[0]
+            if scope and scope[0] not in claim_stems
             and sum(stem in claim_stems for stem in scope[1:]) >= kept]
