@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .judge.prefilter import numbers_of
+from .judge.prefilter import missing_names, numbers_of
 from .named_sources import TITLES
 from .textmatch import STOPWORDS, content_stems, tokens, words
 
@@ -96,6 +96,15 @@ def capitalised_stems(text: str) -> set[str]:
     return set(content_stems(" ".join(p for w in words(text) for p in _name_parts(w))))
 
 
+def _abbreviated(name: tuple[str, ...], text: str) -> bool:
+    """The text spells out a name written as an acronym ("European Union" for "EU"), or writes
+    the acronym of a name of several words ("EU" for "European Union")."""
+    if all(len(word) > 1 and word.isupper() for word in name):
+        return not missing_names(" ".join(name), text)
+    initials = "".join(word[0] for word in name).upper()
+    return len(name) > 1 and re.search(rf"\b{initials}\b", text) is not None
+
+
 @dataclass(frozen=True)
 class AskedFor:
     """The kind of answer a question wants, and the years it names."""
@@ -137,10 +146,16 @@ class AskedFor:
         return " and ".join(wants)
 
     def unmentioned(self, texts: list[str]) -> tuple[str, ...]:
-        """The question's names of which the texts mention no word (written with a capital)."""
+        """The question's names of which the texts mention no word (written with a capital),
+        and which they neither spell out nor abbreviate ("EU" for "European Union", and the
+        other way round)."""
         mentioned = set().union(*map(capitalised_stems, texts))
-        return tuple(" ".join(name) for name in self.names
-                     if mentioned.isdisjoint(content_stems(" ".join(name))))
+        absent = [name for name in self.names
+                  if mentioned.isdisjoint(content_stems(" ".join(name)))]
+        if absent:
+            joined = "\n".join(texts)
+            absent = [name for name in absent if not _abbreviated(name, joined)]
+        return tuple(" ".join(name) for name in absent)
 
     def supplies(self, sentence: str) -> bool:
         """The sentence holds the kind of thing asked for (always False for open questions)."""

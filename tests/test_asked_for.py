@@ -110,6 +110,11 @@ def test_a_name_is_mentioned_by_any_of_its_words_written_with_a_capital():
     assert asked.unmentioned(texts + ["The Gold Group's miners struck."]) == ()
     assert asked_for("Why did the Harbour Navy's admirals resign?").unmentioned(
         ["The admirals of the Harbours resigned."]) == ()  # possessive and plural
+    # An acronym the texts spell out, or a name they abbreviate, is mentioned.
+    spelled = ["The European Union backs the harbour."]
+    assert asked_for("What does the EU say about the harbour?").unmentioned(spelled) == ()
+    assert asked_for("What does the WTO say about the harbour?").unmentioned(spelled) == ("WTO",)
+    assert asked_for("What does the European Union say?").unmentioned(["The EU agrees."]) == ()
 
 
 def test_a_question_about_someone_no_passage_mentions_is_refused(replay_assistant):
