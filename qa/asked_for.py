@@ -13,8 +13,9 @@ sentence can be checked against without a model are applied here:
 - a question that names someone or something ("What did Mayor Ana Lindqvist say …", "the Harbour
   Trust") asks about them: when no retrieved passage or its document's title, author or
   publisher mentions any word of that name written with a capital, no sentence answers it.
-  One word is enough ("the Harbour Navy" is mentioned by a passage on the Harbour's ships), and
-  a title before a name ("Mayor", "President") is no name.
+  One word is enough ("the Harbour Navy" is mentioned by a passage on the Harbour's ships), as
+  are an acronym spelled out or all of the name's words in lower case, and a title before a name
+  ("Mayor", "President") is no name.
 
 A sentence that holds the kind of thing asked for (a number, a year, a name the question does
 not already use) is also preferred when evidence is ranked. Nothing here depends on a
@@ -76,6 +77,8 @@ def _name_parts(word: str) -> list[str]:
 def names_asked_about(question: str) -> tuple[tuple[str, ...], ...]:
     """The names in a question: runs of capitalised words, each sentence's first word left out
     (it is capitalised anyway), titles and common words dropped."""
+    if all(w[:1].isupper() for w in words(question)[1:] if w[:1].isalpha()):
+        return ()  # "HOW DID THE COUNCIL VOTE?", Title Case: capitals tell no names apart
     names: list[tuple[str, ...]] = []
     for piece in _SENTENCE_BREAK.split(question):
         run: list[str] = []
@@ -154,7 +157,12 @@ class AskedFor:
                   if mentioned.isdisjoint(content_stems(" ".join(name)))]
         if absent:
             joined = "\n".join(texts)
-            absent = [name for name in absent if not _abbreviated(name, joined)]
+            # Every word there in lower case: a common noun the question capitalised ("the
+            # Bridge"), not a name the documents never mention ("the Gold Group" of a text about
+            # a group of gold miners keeps "Gold" out of it only when "gold" is absent too).
+            written = set(content_stems(joined))
+            absent = [name for name in absent if not _abbreviated(name, joined)
+                      and not set(content_stems(" ".join(name))) <= written]
         return tuple(" ".join(name) for name in absent)
 
     def supplies(self, sentence: str) -> bool:

@@ -104,10 +104,13 @@ def test_the_names_a_question_asks_about():
 
 def test_a_name_is_mentioned_by_any_of_its_words_written_with_a_capital():
     asked = asked_for("What role did the Harbour Navy play in the Gold Group's strike?")
-    texts = ["The Harbour's ships stayed in port.", "A group of gold miners went on strike."]
-    # One word of a name is enough; the same words in lower case mention no name.
+    texts = ["The Harbour's ships stayed in port.", "A group of miners went on strike."]
+    # One word of a name is enough; in lower case a word mentions no name ...
     assert asked.unmentioned(texts) == ("Gold Group",)
     assert asked.unmentioned(texts + ["The Gold Group's miners struck."]) == ()
+    # ... unless every word of it is there: a common noun the question capitalised.
+    assert asked.unmentioned(texts + ["The gold ran out."]) == ()
+    assert asked_for("HOW DID THE WAGNER GROUP FIGHT?").names == ()  # capitals tell nothing
     assert asked_for("Why did the Harbour Navy's admirals resign?").unmentioned(
         ["The admirals of the Harbours resigned."]) == ()  # possessive and plural
     # An acronym the texts spell out, or a name they abbreviate, is mentioned.
