@@ -77,7 +77,8 @@ def _name_parts(word: str) -> list[str]:
 def names_asked_about(question: str) -> tuple[tuple[str, ...], ...]:
     """The names in a question: runs of capitalised words, each sentence's first word left out
     (it is capitalised anyway), titles and common words dropped."""
-    if all(w[:1].isupper() for w in words(question)[1:] if w[:1].isalpha()):
+    rest = [w for w in words(question)[1:] if w[:1].isalpha()]
+    if len(rest) > 2 and all(w[:1].isupper() for w in rest):
         return ()  # "HOW DID THE COUNCIL VOTE?", Title Case: capitals tell no names apart
     names: list[tuple[str, ...]] = []
     for piece in _SENTENCE_BREAK.split(question):
@@ -157,9 +158,9 @@ class AskedFor:
                   if mentioned.isdisjoint(content_stems(" ".join(name)))]
         if absent:
             joined = "\n".join(texts)
-            # Every word there in lower case: a common noun the question capitalised ("the
-            # Bridge"), not a name the documents never mention ("the Gold Group" of a text about
-            # a group of gold miners keeps "Gold" out of it only when "gold" is absent too).
+            # A name whose every word the texts use, in any case, is a common noun the question
+            # capitalised ("the Bridge"); "the Gold Group" stays unmentioned by a text about "a
+            # group of miners".
             written = set(content_stems(joined))
             absent = [name for name in absent if not _abbreviated(name, joined)
                       and not set(content_stems(" ".join(name))) <= written]
