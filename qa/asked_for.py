@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from .judge.prefilter import missing_names, numbers_of
-from .named_sources import TITLES
+from .named_sources import POSSESSIVE, TITLES
 from .textmatch import STOPWORDS, content_stems, tokens, words
 
 # Wh-phrases whose answer is a count or a share, a year or date, or a person or named body.
@@ -70,8 +70,7 @@ def _names(text: str) -> set[str]:
 def _name_parts(word: str) -> list[str]:
     """The capitalised parts of a word, possessive dropped: "Lindqvist's" -> Lindqvist,
     "Harbour-Trust" -> Harbour, Trust."""
-    word = re.sub(r"['’]s$", "", word)
-    return [p for p in word.split("-") if p[:1].isupper()]
+    return [p for p in POSSESSIVE.sub("", word).split("-") if p[:1].isupper()]
 
 
 def names_asked_about(question: str) -> tuple[tuple[str, ...], ...]:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
-_POSSESSIVE = re.compile(r"['’]s$")
+POSSESSIVE = re.compile(r"['’]s$")
 NAME_FIELDS = ("author", "publisher")
 # English titles and offices written before a name: "Professor Okafor" and "Mayor Ana Okafor"
 # name Okafor, not another name.
@@ -83,7 +83,7 @@ def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tup
     given. `documents` are (doc_id, metadata) pairs."""
     found = list(_WORD.finditer(question))
     # "Okafor's view", "the EastWest Institute's piece": a possessive names its owner.
-    asked = [_POSSESSIVE.sub("", m.group()) for m in found]
+    asked = [POSSESSIVE.sub("", m.group()) for m in found]
     # k in breaks: more than spaces stands between word k and word k+1 ("Okafor, Russia").
     breaks = frozenset(k for k in range(len(found) - 1)
                        if question[found[k].end():found[k + 1].start()].strip())
