@@ -71,15 +71,22 @@ def split_answer(text: str) -> list[str]:
         return []
     spans = split_sentences(flat, 0, len(flat))
     sentences = [flat[s.start:s.end] for s in spans]
-    # A marker the splitter left at the start of the next sentence belongs to the previous one.
+    # A marker the splitter left at the start of the next sentence belongs to the previous one;
+    # markers opening the answer with nothing after them ("[1]. The council …") belong to the
+    # sentence that follows.
     merged: list[str] = []
+    opening = ""
     for sentence in sentences:
         lead = re.match(r"^((?:\s*\[[\d,\s]+\])+)\s*(.*)$", sentence)
         if lead and merged:
             merged[-1] += " " + lead.group(1).strip()
             sentence = lead.group(2)
+        elif lead and not re.search(r"\w", lead.group(2)):
+            opening += " " + lead.group(1).strip()
+            continue
         if sentence:
-            merged.append(sentence)
+            merged.append(f"{sentence} {opening.strip()}" if opening else sentence)
+            opening = ""
     return merged
 
 
