@@ -62,9 +62,11 @@ def _numbers(text: str) -> set[str]:
     return numbers_of(text) | {w for w in tokens(text) if w in NUMBER_WORDS}
 
 
-def _names(text: str) -> set[str]:
-    """Capitalised words that are not the sentence's first word nor a common word."""
-    return {w for w in words(text)[1:] if w[:1].isupper() and w.lower() not in STOPWORDS}
+def _names(text: str, phrase: bool = False) -> set[str]:
+    """Capitalised words that are not the sentence's first word (any word of a `phrase`, which
+    is no sentence) nor a common word."""
+    return {w for w in words(text)[0 if phrase else 1:]
+            if w[:1].isupper() and w.lower() not in STOPWORDS}
 
 
 def _name_parts(word: str) -> list[str]:
@@ -165,14 +167,16 @@ class AskedFor:
                       and not set(content_stems(" ".join(name))) <= written]
         return tuple(" ".join(name) for name in absent)
 
-    def supplies(self, sentence: str) -> bool:
-        """The sentence holds the kind of thing asked for (always False for open questions)."""
+    def supplies(self, sentence: str, phrase: bool = False) -> bool:
+        """The sentence (or a bare `phrase`: "Lindqvist", "40 km") holds the kind of thing
+        asked for (always False for open questions)."""
         if self.kind in ("count", "amount"):
             return bool(self._new_numbers(sentence))
         if self.kind in ("year", "when"):
             return bool(set(_YEAR.findall(sentence)) - set(self.years) or _MONTH.search(sentence))
         if self.kind == "name":
-            return any(self._stems.isdisjoint(content_stems(name)) for name in _names(sentence))
+            return any(self._stems.isdisjoint(content_stems(name))
+                       for name in _names(sentence, phrase))
         return False
 
     def _new_numbers(self, sentence: str) -> set[str]:

@@ -9,13 +9,17 @@ from dataclasses import dataclass, replace
 from index.chunking import normalize_for_search
 
 from .asked_for import asked_for
-from .citations import SentenceSpan, describes_a_source, make_citation, passage_sentences
+from .citations import (SentenceSpan, describes_a_source, make_citation, passage_sentences,
+                        split_answer, strip_markers)
 from .contracts import AnswerSentence, Citation, Hit
-from .textmatch import content_stems
+from .textmatch import STOPWORDS, comparable, content_stems, words
 
 # Added to the rank of a sentence that holds what the question asks for: small against the
 # similarity of on-topic sentences (0.3-0.7), so it reorders close candidates, not meaning.
 SUPPLIES_BONUS = 0.1
+# A bare answer is a phrase of at most this many words ("Lindqvist", "in May 2019"), at most
+# one of them a lower-case content word ("40 km"): a name, number or date, not a clause.
+BARE_ANSWER_WORDS = 5
 # Scores (question, sentences) -> similarity per sentence; the embedder provides it.
 SentenceScorer = Callable[[str, list[str]], list[float]]
 
@@ -127,13 +131,34 @@ def select_evidence(ranked: Sequence[Evidence], count: int, spread: bool = False
     return chosen
 
 
+def bare_answer(draft: str, question: str) -> str:
+    """The phrase a draft opens with when that phrase is a bare answer ("Lindqvist [2].", "40 km"):
+    at most BARE_ANSWER_WORDS words, holding the kind of thing the question asks for (a name
+    the question does not use for "who", a number for "how many", a date for "when"); "" when
+    the draft opens otherwise. Small models often answer so, and no judge can read a phrase as a
+    claim; it is shown only as the lead of the quote that contains it (see extractive_answer)."""
+    sentences = split_answer(draft)
+    phrase = strip_markers(sentences[0]).rstrip(".") if sentences else ""
+    common = [w for w in words(phrase) if w.islower() and w not in STOPWORDS]
+    if not phrase or len(phrase.split()) > BARE_ANSWER_WORDS or len(common) > 1:
+        return ""
+    return phrase if asked_for(question).supplies(phrase, phrase=True) else ""
+
+
+def _contains_phrase(sentence: str, phrase: str) -> bool:
+    """The phrase occurs in the sentence as whole words (spacing, case and quote marks aside)."""
+    text, part = f" {comparable(sentence)} ", comparable(phrase)
+    return any(f"{before}{part}{after}" in text
+               for before in " (‘'\"" for after in " ,.;:)’'\"")
+
+
 # Scores (question, texts) -> does each text answer the question; the answerability judge.
 AnswerScorer = Callable[[str, list[str]], list[float]]
 
 
 def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None,
                       max_quotes: int = 3, spread: bool = False,
-                      answers: tuple[AnswerScorer, float] | None = None
+                      answers: tuple[AnswerScorer, float] | None = None, lead: str = ""
                       ) -> tuple[str, tuple[AnswerSentence, ...], tuple[Citation, ...]]:
     """The passage sentences closest to the question (one per passage), quoted with markers.
 
@@ -143,8 +168,15 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     that speaks is quoted before any document is quoted twice. With `answers` (a scorer and
     its threshold), the quotes after the best one are kept only when judged to answer the
     question: related sentences that answer nothing are padding a reader has to wade through.
+
+    A `lead` (the model's bare answer, see bare_answer) opens the answer, cited to the best
+    evidence sentence that contains it word for word, which then comes first among the quotes;
+    a lead no evidence sentence contains is not shown.
     """
-    chosen = select_evidence(rank_evidence(question, hits, scorer), max_quotes, spread,
+    ranked = rank_evidence(question, hits, scorer)
+    holds_lead = next((e for e in ranked if _contains_phrase(e.sentence.text, lead)),
+                      None) if lead else None
+    chosen = select_evidence(([holds_lead] if holds_lead else []) + ranked, max_quotes, spread,
                              one_per_passage=True)
     if answers is not None and len(chosen) > 1:
         score, threshold = answers
@@ -154,4 +186,10 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)
     answer = "The documents say: " + " ".join(s.text for s in sentences) if sentences else ""
+    if holds_lead is not None:  # chosen first, so shown
+        citation = holds_lead.as_citation()
+        opening = AnswerSentence(f"{lead} [{citation.n}].", (citation.n,), True, claim=lead,
+                                 quotes=(citation,))
+        sentences = (opening,) + sentences
+        answer = f"{opening.text} {answer}"
     return answer, sentences, citations

@@ -25,7 +25,8 @@ from .memo import BatchMemo
 from .judge.answerability import answerability_for, remembered
 from .judge.base import AnswerabilityJudge
 from .contracts import Answer, AnswerSentence, DocumentView, Event, Hit, Turn
-from .extractive import as_quotation, extractive_answer, rank_evidence, select_evidence
+from .extractive import (as_quotation, bare_answer, extractive_answer, rank_evidence,
+                         select_evidence)
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
 from .named_sources import named_documents
@@ -322,19 +323,25 @@ class Assistant:
     def _from_evidence(self, base: Answer, question: str, hits: Sequence[Hit],
                        spread: bool) -> Answer:
         check = self._answerability
+        # A draft that is only a name, number or date ("Lindqvist [2].") leads the quotes when
+        # one of them holds it word for word.
+        lead = bare_answer(base.draft or "", question)
         try:
             # Quotes after the best one only when the answerability judge says they answer.
             text, sentences, citations = extractive_answer(
                 question, hits, self.score_sentences, spread=spread,
-                answers=(check.answer_scores, check.threshold) if check is not None else None)
+                answers=(check.answer_scores, check.threshold) if check is not None else None,
+                lead=lead)
         except BackendError:
             text, sentences, citations = extractive_answer(question, hits, self.score_sentences,
-                                                           spread=spread)
+                                                           spread=spread, lead=lead)
         why = ("the model backend failed" if base.error else
                "nothing the model wrote was supported by the passages")
+        notes = (f"answered with quotes from the passages: {why}",)
+        if lead and sentences and sentences[0].claim == lead:
+            notes += (f"the model's bare answer “{lead}” leads the quote that contains it",)
         return replace(base, answer=text, sentences=sentences, citations=citations,
-                       mode="extractive", notes=base.notes + (
-                           f"answered with quotes from the passages: {why}",))
+                       mode="extractive", notes=base.notes + notes)
 
     @staticmethod
     def _refused(raw: str) -> bool:

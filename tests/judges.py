@@ -32,6 +32,18 @@ class StrictWordJudge:
         return verdicts
 
 
+class ClaimsOnlyJudge(StrictWordJudge):
+    """The strict word judge, except that a phrase of one or two words ("Lindqvist") states
+    nothing to check and is unsupported: how the packaged model judges read a bare answer."""
+
+    name = "claims-only"
+
+    def judge(self, claims: Sequence[Claim]) -> list[Verdict]:
+        verdicts = super().judge(claims)
+        return [Verdict(UNSUPPORTED, 0.0, self.name) if len(claim.text.split()) < 3 else verdict
+                for claim, verdict in zip(claims, verdicts)]
+
+
 class WordAnswerability:
     """A deterministic answerability judge: the share of the question's content words that the
     sentence contains. Crude (it cannot tell a topic from an answer), but a real implementation

@@ -18,7 +18,7 @@ from qa.extractive import nested_quotation, rank_evidence
 from qa.prompt import fit_prompt
 
 from conftest import make_assistant
-from judges import WordAnswerability
+from judges import ClaimsOnlyJudge, WordAnswerability
 
 pytestmark = pytest.mark.both_stores  # each test over the index runs on FAISS and Milvus Lite
 QUESTION = "Where do Moscow and Tehran disagree on Assad?"
@@ -139,6 +139,36 @@ def test_uncited_but_supported_sentence_gets_a_citation(replay_assistant):
     assert answer.sentences[0].citations and len(answer.sentences[0].citations) == 1
     own = next(c for c in answer.citations if c.n == answer.sentences[0].citations[0])
     assert "Iran stands for maintaining" in own.quote
+
+
+def test_a_bare_answer_leads_the_quote_that_holds_it(replay_assistant):
+    """A draft that is only a name ("Lavrov [4].") is no claim a judge can check; shown as the
+    lead of the evidence sentence that contains it word for word, that sentence quoted first."""
+    question = "Who said 'Assad is not our ally'?"
+    answer = replay_assistant("Lavrov [4].", abstain_threshold=-1,
+                              judge=ClaimsOnlyJudge()).ask(question)
+    assert answer.mode == "extractive" and answer.sentences[0].claim == "Lavrov"
+    [quote] = answer.sentences[0].quotes
+    assert answer.answer.startswith(f"Lavrov [{quote.n}]. The documents say: “")
+    assert "Lavrov" in quote.quote and quote in answer.citations
+    assert sum(quote.quote in c.quote for c in answer.citations) == 1  # shown once
+    quotes_resolve(answer)
+    # A name no evidence sentence holds, or one the question already gives, leads nothing.
+    for draft in ("Medvedev [4].", "Assad [4]."):
+        other = replay_assistant(draft, abstain_threshold=-1, judge=ClaimsOnlyJudge()).ask(question)
+        assert other.mode == "extractive" and other.answer.startswith("The documents say: “")
+
+
+def test_bare_answers_are_names_numbers_or_dates_the_question_asks_for():
+    from qa.extractive import bare_answer
+
+    assert bare_answer("Ana Lindqvist [2].", "Who opened the bridge?") == "Ana Lindqvist"
+    assert bare_answer("40 km [1]. It is long.", "How long is the bridge?") == "40 km"
+    assert bare_answer("[3] 12 May 2019.", "When did the bridge open?") == "12 May 2019"
+    assert bare_answer("Lindqvist [2].", "Why did Lindqvist open the bridge?") == ""  # open
+    assert bare_answer("Lindqvist [2].", "Who did Lindqvist thank?") == ""  # the question's name
+    assert bare_answer("The mayor opened it [1].", "Who opened the bridge?") == ""  # no name
+    assert bare_answer("Lindqvist opened the new bridge [1].", "Who opened it?") == ""  # a clause
 
 
 def test_abstains_with_closest_passages(replay_assistant):
