@@ -71,22 +71,25 @@ def split_answer(text: str) -> list[str]:
         return []
     spans = split_sentences(flat, 0, len(flat))
     sentences = [flat[s.start:s.end] for s in spans]
-    # A marker the splitter left at the start of the next sentence belongs to the previous one;
-    # markers opening the answer with nothing after them ("[1]. The council …") belong to the
-    # sentence that follows.
+    # A marker the splitter left at the start of the next sentence belongs to the previous one
+    # ("… Assad. [1] Russia …"). Markers standing alone as a sentence ("[1]. The council …
+    # [2]. The mayor …", the way a small model copies numbered evidence) belong to the
+    # sentence that follows them; after the last sentence, to that one ("… in May. [1].").
     merged: list[str] = []
     opening = ""
     for sentence in sentences:
         lead = re.match(r"^((?:\s*\[[\d,\s]+\])+)\s*(.*)$", sentence)
+        if lead and not re.search(r"\w", lead.group(2)):
+            opening += " " + lead.group(1).strip()
+            continue
         if lead and merged:
             merged[-1] += " " + lead.group(1).strip()
             sentence = lead.group(2)
-        elif lead and not re.search(r"\w", lead.group(2)):
-            opening += " " + lead.group(1).strip()
-            continue
         if sentence:
             merged.append(f"{sentence} {opening.strip()}" if opening else sentence)
             opening = ""
+    if opening and merged:
+        merged[-1] += opening
     return merged
 
 

@@ -40,9 +40,13 @@ def test_markers_parsing_and_placement():
     assert with_markers("Moscow is more flexible.", [2, 4]) == "Moscow is more flexible [2] [4]."
     assert split_answer("Iran insists on Assad. [1] Russia is flexible [2].") == [
         "Iran insists on Assad. [1]", "Russia is flexible [2]."]
-    # Markers opening the answer cite the sentence after them, not an empty one.
+    # Markers standing alone cite the sentence after them, not an empty one.
     assert split_answer(" [1]. The mayor opened the bridge. It cost €4 million [2].") == [
         "The mayor opened the bridge. [1]", "It cost €4 million [2]."]
+    assert split_answer("[1]. The mayor opened the bridge. [3]. It cost €4 million.") == [
+        "The mayor opened the bridge. [1]", "It cost €4 million. [3]"]
+    assert split_answer("The mayor opened the bridge in May. [2].") == [
+        "The mayor opened the bridge in May. [2]"]
     assert markers(split_answer("[3] [4]. The ferry stopped running.")[0]) == [3, 4]
 
 
