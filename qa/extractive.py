@@ -12,7 +12,7 @@ from .asked_for import asked_for
 from .citations import (SentenceSpan, describes_a_source, make_citation, passage_sentences,
                         split_answer, strip_markers)
 from .contracts import AnswerSentence, Citation, Hit
-from .textmatch import STOPWORDS, comparable, content_stems, words
+from .textmatch import STOPWORDS, comparable, content_stems, coverage, words
 
 # Added to the rank of a sentence that holds what the question asks for: small against the
 # similarity of on-topic sentences (0.3-0.7), so it reorders close candidates, not meaning.
@@ -47,12 +47,14 @@ class Evidence:
 
 
 def as_quotation(sentence: AnswerSentence) -> AnswerSentence:
-    """A verified sentence with one quote, shown as that quote in quotation marks: for a model
-    sentence in its source's voice ("Our survey finds …"), which unquoted would read as the
-    assistant's own survey."""
-    if len(sentence.quotes) != 1:
+    """A verified sentence shown as its quote in quotation marks: for a model sentence in its
+    source's voice ("Our survey finds …"), which unquoted would read as the assistant's own
+    survey. Of several quotes, the one holding most of the sentence's words (the voice is
+    that source's)."""
+    if not sentence.quotes:
         return sentence
-    citation = sentence.quotes[0]
+    words_of = sentence.claim or sentence.text
+    citation = max(sentence.quotes, key=lambda c: coverage(words_of, c.quote))
     quoted = nested_quotation(normalize_for_search(citation.quote))
     return replace(sentence, text=f"“{quoted}” [{citation.n}]", citations=(citation.n,),
                    claim=quoted)

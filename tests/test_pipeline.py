@@ -617,6 +617,11 @@ def test_a_sentence_in_its_sources_voice_is_shown_as_its_quote(replay_assistant)
     assert "We try to coordinate regularly with Russia" in first.text
     assert first.citations == (n,) and "We try to coordinate" in first.quotes[0].quote
     quotes_resolve(answer)
+    # Citing a second passage as well, it is still shown as the quote that holds its words.
+    other = 1 if n != 1 else 2
+    both = replay_assistant(reply.replace(f"[{n}]", f"[{other}] [{n}]"),
+                            abstain_threshold=-1).ask(question).sentences[0]
+    assert both.text.startswith("“") and both.citations == (n,)
 
 
 def test_first_person_words_the_model_quotes_and_attributes_are_its_own():
