@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -147,11 +148,24 @@ def bare_answer(draft: str, question: str) -> str:
     return phrase if asked_for(question).supplies(phrase, phrase=True) else ""
 
 
-def _contains_phrase(sentence: str, phrase: str) -> bool:
-    """The phrase occurs in the sentence as whole words (spacing, case and quote marks aside)."""
+# Words that make a figure approximate or a bound; a lead keeps the one its source puts before it
+# ("approximately 40 km", not "40 km").
+_QUALIFIERS = re.compile(r"(?:approximately|about|around|roughly|nearly|almost|some|over|under|"
+                         r"up to|more than|less than|fewer than|at least|at most|"
+                         r"an estimated|estimated)$")
+
+
+def _qualified_phrase(sentence: str, phrase: str) -> str:
+    """The phrase as the sentence has it, with a qualifier written just before it, when the
+    sentence holds it as whole words (spacing, case and quote marks aside); "" when it does not."""
     text, part = f" {comparable(sentence)} ", comparable(phrase)
-    return any(f"{before}{part}{after}" in text
-               for before in " (‘'\"" for after in " ,.;:)’'\"")
+    for before in " (‘'\"":
+        for after in " ,.;:)’'\"":
+            found = text.find(f"{before}{part}{after}")
+            if found >= 0:
+                qualifier = _QUALIFIERS.search(text[:found + 1].rstrip())
+                return f"{qualifier.group()} {phrase}" if qualifier and before == " " else phrase
+    return ""
 
 
 # Scores (question, texts) -> does each text answer the question; the answerability judge.
@@ -176,7 +190,7 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     a lead no evidence sentence contains is not shown.
     """
     ranked = rank_evidence(question, hits, scorer)
-    holds_lead = next((e for e in ranked if _contains_phrase(e.sentence.text, lead)),
+    holds_lead = next((e for e in ranked if _qualified_phrase(e.sentence.text, lead)),
                       None) if lead else None
     chosen = select_evidence(([holds_lead] if holds_lead else []) + ranked, max_quotes, spread,
                              one_per_passage=True)
@@ -190,6 +204,7 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     answer = "The documents say: " + " ".join(s.text for s in sentences) if sentences else ""
     if holds_lead is not None:  # chosen first, so shown
         citation = holds_lead.as_citation()
+        lead = _qualified_phrase(holds_lead.sentence.text, lead)
         opening = AnswerSentence(f"{lead} [{citation.n}].", (citation.n,), True, claim=lead,
                                  quotes=(citation,))
         sentences = (opening,) + sentences

@@ -338,8 +338,9 @@ class Assistant:
         why = ("the model backend failed" if base.error else
                "nothing the model wrote was supported by the passages")
         notes = (f"answered with quotes from the passages: {why}",)
-        if lead and sentences and sentences[0].claim == lead:
-            notes += (f"the model's bare answer “{lead}” leads the quote that contains it",)
+        if lead and sentences and not sentences[0].text.startswith("“"):  # quotes all do
+            notes += (f"the model's bare answer “{sentences[0].claim}” leads the quote that "
+                      f"contains it",)
         return replace(base, answer=text, sentences=sentences, citations=citations,
                        mode="extractive", notes=base.notes + notes)
 

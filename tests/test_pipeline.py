@@ -171,6 +171,15 @@ def test_bare_answers_are_names_numbers_or_dates_the_question_asks_for():
     assert bare_answer("Lindqvist opened the new bridge [1].", "Who opened it?") == ""  # a clause
 
 
+def test_a_bare_figure_keeps_the_qualifier_its_source_puts_before_it(replay_assistant):
+    question = "How far is the Middle Eastern battleground from the Russian borders?"
+    answer = replay_assistant("700 km [2].", abstain_threshold=-1,
+                              judge=ClaimsOnlyJudge()).ask(question)
+    assert answer.sentences[0].claim == "approximately 700 km"
+    assert "approximately 700 km" in answer.sentences[0].quotes[0].quote
+    assert any("bare answer “approximately 700 km”" in note for note in answer.notes)
+
+
 def test_abstains_with_closest_passages(replay_assistant):
     answer = replay_assistant("Paris.", abstain_threshold=2.0).ask(QUESTION)
     assert answer.abstained and answer.mode == "abstained"
