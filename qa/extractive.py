@@ -150,13 +150,13 @@ def bare_answer(draft: str, question: str) -> str:
 
 # Words that make a figure approximate or a bound; a lead keeps the one its source puts before it
 # ("approximately 40 km", not "40 km").
-_QUALIFIERS = re.compile(r"(?:approximately|about|around|roughly|nearly|almost|some|over|under|"
+_QUALIFIERS = re.compile(r"\b(?:approximately|about|around|roughly|nearly|almost|some|over|under|"
                          r"up to|more than|less than|fewer than|at least|at most|"
                          r"an estimated|estimated)$")
 
 
 def _qualified_phrase(sentence: str, phrase: str) -> str:
-    """The phrase as the sentence has it, with a qualifier written just before it, when the
+    """The phrase, with the qualifier the sentence writes just before it if any, when the
     sentence holds it as whole words (spacing, case and quote marks aside); "" when it does not."""
     text, part = f" {comparable(sentence)} ", comparable(phrase)
     for before in " (‘'\"":
