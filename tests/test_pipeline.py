@@ -178,6 +178,11 @@ def test_a_bare_figure_keeps_the_qualifier_its_source_puts_before_it(replay_assi
     assert answer.sentences[0].claim == "approximately 700 km"
     assert "approximately 700 km" in answer.sentences[0].quotes[0].quote
     assert any("bare answer “approximately 700 km”" in note for note in answer.notes)
+    from qa.extractive import _qualified_phrase
+
+    assert _qualified_phrase("It took more than 40 days.", "40 days") == "more than 40 days"
+    assert _qualified_phrase("Moreover 40 days passed.", "40 days") == "40 days"
+    assert _qualified_phrase("It took 140 days.", "40 days") == ""
 
 
 def test_abstains_with_closest_passages(replay_assistant):
