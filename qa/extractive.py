@@ -205,8 +205,8 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     if holds_lead is not None:  # chosen first, so shown
         citation = holds_lead.as_citation()
         lead = _qualified_phrase(holds_lead.sentence.text, lead)
-        opening = AnswerSentence(f"{lead} [{citation.n}].", (citation.n,), True, claim=lead,
-                                 quotes=(citation,))
+        opening = AnswerSentence(f"{lead[:1].upper()}{lead[1:]} [{citation.n}].", (citation.n,),
+                                 True, claim=lead, quotes=(citation,))
         sentences = (opening,) + sentences
         answer = f"{opening.text} {answer}"
     return answer, sentences, citations

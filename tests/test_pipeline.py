@@ -176,6 +176,7 @@ def test_a_bare_figure_keeps_the_qualifier_its_source_puts_before_it(replay_assi
     answer = replay_assistant("700 km [2].", abstain_threshold=-1,
                               judge=ClaimsOnlyJudge()).ask(question)
     assert answer.sentences[0].claim == "approximately 700 km"
+    assert answer.answer.startswith("Approximately 700 km [")  # the answer's first word
     assert "approximately 700 km" in answer.sentences[0].quotes[0].quote
     assert any("bare answer “approximately 700 km”" in note for note in answer.notes)
     from qa.extractive import _qualified_phrase
