@@ -72,9 +72,9 @@ def split_answer(text: str) -> list[str]:
     spans = split_sentences(flat, 0, len(flat))
     sentences = [flat[s.start:s.end] for s in spans]
     # A marker the splitter left at the start of the next sentence belongs to the previous one
-    # ("… Assad. [1] Russia …"). Markers standing alone as a sentence ("[1]. The council …
-    # [2]. The mayor …", the way a small model copies numbered evidence) belong to the
-    # sentence that follows them; after the last sentence, to that one ("… in May. [1].").
+    # ("… the bridge. [1] The mayor …"). Markers standing alone as a sentence ("[1]. The
+    # council … [2]. The mayor …", the way a small model copies numbered evidence) belong to
+    # the sentence that follows them; after the last sentence, to that one ("… in May. [1].").
     merged: list[str] = []
     opening = ""
     for sentence in sentences:

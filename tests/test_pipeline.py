@@ -155,7 +155,8 @@ def test_a_bare_answer_leads_the_quote_that_holds_it(replay_assistant):
     quotes_resolve(answer)
     # A name no evidence sentence holds, or one the question already gives, leads nothing.
     for draft in ("Medvedev [4].", "Assad [4]."):
-        other = replay_assistant(draft, abstain_threshold=-1, judge=ClaimsOnlyJudge()).ask(question)
+        other = replay_assistant(draft, abstain_threshold=-1,
+                                 judge=ClaimsOnlyJudge()).ask(question)
         assert other.mode == "extractive" and other.answer.startswith("The documents say: “")
 
 
