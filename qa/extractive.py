@@ -190,8 +190,10 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     a lead no evidence sentence contains is not shown.
     """
     ranked = rank_evidence(question, hits, scorer)
-    holds_lead = next((e for e in ranked if _qualified_phrase(e.sentence.text, lead)),
-                      None) if lead else None
+    # The best sentence holding the lead, and the lead as shown (with its source's qualifier).
+    holds_lead, lead = next(((e, shown) for e in ranked
+                             if (shown := _qualified_phrase(e.sentence.text, lead))),
+                            (None, "")) if lead else (None, "")
     chosen = select_evidence(([holds_lead] if holds_lead else []) + ranked, max_quotes, spread,
                              one_per_passage=True)
     if answers is not None and len(chosen) > 1:
@@ -204,7 +206,6 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     answer = "The documents say: " + " ".join(s.text for s in sentences) if sentences else ""
     if holds_lead is not None:  # chosen first, so shown
         citation = holds_lead.as_citation()
-        lead = _qualified_phrase(holds_lead.sentence.text, lead)
         opening = AnswerSentence(f"{lead[:1].upper()}{lead[1:]} [{citation.n}].", (citation.n,),
                                  True, claim=lead, quotes=(citation,))
         sentences = (opening,) + sentences
