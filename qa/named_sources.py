@@ -42,26 +42,28 @@ def source_names(meta: dict) -> list[str]:
     return names
 
 
-def _contains(sequence: Sequence[str], part: Sequence[str]) -> bool:
+def _starts(sequence: Sequence[str], part: Sequence[str]) -> list[int]:
+    """Where `part` occurs in `sequence`, as start positions."""
     n = len(part)
-    return n > 0 and any(list(sequence[i:i + n]) == list(part)
-                         for i in range(len(sequence) - n + 1))
+    return [i for i in range(len(sequence) - n + 1) if n and list(sequence[i:i + n]) == list(part)]
 
 
-def _names_in(question_words: Sequence[str], name: str, breaks: frozenset[int]) -> bool:
+def _name_spans(question_words: Sequence[str], name: str,
+                breaks: frozenset[int]) -> list[tuple[int, int]]:
+    """Where the question names `name`, as (first, last + 1) word positions."""
     # Initials ("A.") are left out: people write "Okafor", not "Ngozi A. Okafor".
     words = [w for w in _words(name) if len(w) > 1]
     if not words:
-        return False
+        return []
     folded = [w.casefold() for w in question_words]
-    if _contains(folded, [w.casefold() for w in words]):
-        return True
+    spans = [(i, i + len(words))
+             for i in _starts(folded, [w.casefold() for w in words])]
     person_like = 2 <= len(words) <= 4 and all(w[0].isupper() for w in words)
     surname = words[-1]
-    if not person_like or len(surname) < 4:
-        return False
-    return any(_stands_alone(question_words, breaks, i, words)
-               for i, word in enumerate(question_words) if word == surname)
+    if person_like and len(surname) >= 4:
+        spans += [(i, i + 1) for i, word in enumerate(question_words)
+                  if word == surname and _stands_alone(question_words, breaks, i, words)]
+    return spans
 
 
 def _stands_alone(question_words: Sequence[str], breaks: frozenset[int], i: int,
@@ -78,14 +80,36 @@ def _stands_alone(question_words: Sequence[str], breaks: frozenset[int], i: int,
     return not any(n[0].isupper() and n not in name_words for n in neighbours)
 
 
-def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tuple[str, ...]:
-    """The ids of the documents whose author or publisher the question names, in the order
-    given. `documents` are (doc_id, metadata) pairs."""
+def _read(question: str) -> tuple[list[re.Match], list[str], frozenset[int]]:
+    """The question's words (as matches, and without possessive endings) and its breaks."""
     found = list(_WORD.finditer(question))
     # "Okafor's view", "the EastWest Institute's piece": a possessive names its owner.
     asked = [POSSESSIVE.sub("", m.group()) for m in found]
     # k in breaks: more than spaces stands between word k and word k+1 ("Okafor, Russia").
     breaks = frozenset(k for k in range(len(found) - 1)
                        if question[found[k].end():found[k + 1].start()].strip())
+    return found, asked, breaks
+
+
+def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tuple[str, ...]:
+    """The ids of the documents whose author or publisher the question names, in the order
+    given. `documents` are (doc_id, metadata) pairs."""
+    _, asked, breaks = _read(question)
     return tuple(doc_id for doc_id, meta in documents
-                 if any(_names_in(asked, name, breaks) for name in source_names(meta)))
+                 if any(_name_spans(asked, name, breaks) for name in source_names(meta)))
+
+
+def without_names(question: str, names: Iterable[str]) -> str:
+    """The question with the given source names taken out, possessives included: what passages
+    are searched and ranked by once the named documents are chosen. A passage seldom names its
+    own author, so a name left in only pulls the question toward passages that mention other
+    people; the question stays whole when nothing else would be left."""
+    found, asked, breaks = _read(question)
+    dropped = {i for name in names for first, end in _name_spans(asked, name, breaks)
+               for i in range(first, end)}
+    if not dropped or len(dropped) == len(found):
+        return question
+    text = question
+    for i in sorted(dropped, reverse=True):
+        text = text[:found[i].start()] + text[found[i].end():]
+    return re.sub(r"\s+([?.,;:!])", r"\1", " ".join(text.split()))

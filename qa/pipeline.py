@@ -29,7 +29,7 @@ from .extractive import (as_quotation, bare_answer, extractive_answer, rank_evid
                          select_evidence)
 from .followup import Rewriter, make_rewriter, standalone_question
 from .diversify import is_comparison, round_robin
-from .named_sources import named_documents
+from .named_sources import named_documents, source_names, without_names
 from .overlap import merge_overlapping, with_list_bodies
 from .prompt import NOT_IN_DOCUMENTS, FittedPrompt, fit_prompt, make_repair_prompt
 from .retrieve import Retriever, check_question
@@ -102,12 +102,12 @@ class Assistant:
         return self.settings.backend, self.settings.model or default_model[self.settings.backend]
 
     def score_sentences(self, question: str, sentences: list[str]) -> list[float]:
-        """Cosine similarity of each sentence to the question (for extractive answers)."""
+        """Cosine similarity of each sentence to the question's topic (see `topic`)."""
         # Each text embedded once: one question ranks the same passage sentences for
         # abstention, the prompt and the quotes (~0.3 s a time on 2 cores).
         embed = self.retriever.embedder.embed
-        vectors = self._vectors.get_many([normalize_for_search(question)] + list(sentences),
-                                         lambda missing: list(embed(missing)))
+        vectors = self._vectors.get_many([normalize_for_search(self.topic(question))]
+                                         + list(sentences), lambda missing: list(embed(missing)))
         return [float(v @ vectors[0]) for v in vectors[1:]]
 
     def ask(self, question: str, history: Sequence[Turn] = ()) -> Answer:
@@ -232,6 +232,12 @@ class Assistant:
         named = set(named_documents(question, ((r.doc_id, r.meta) for r in records)))
         return tuple(r for r in records if r.doc_id in named)
 
+    def topic(self, question: str, named: Sequence[DocumentRecord] | None = None) -> str:
+        """What passages and sentences are matched against: the question without the names of
+        the sources it names ("… according to Okafor?"), whose documents are chosen by name."""
+        named = self.named_sources(question) if named is None else named
+        return without_names(question, [name for r in named for name in source_names(r.meta)])
+
     def passages_for(self, question: str,
                      named: Sequence[DocumentRecord] | None = None) -> list[Hit]:
         """The passages the model is shown: the top k, spread over the documents for comparison
@@ -242,11 +248,13 @@ class Assistant:
         `named` is those documents when the caller has looked them up already.
         """
         k, mode = self.settings.top_k, self.settings.retrieval_mode
-        named_ids = {r.doc_id for r in (self.named_sources(question) if named is None else named)}
+        named = self.named_sources(question) if named is None else named
+        named_ids = {r.doc_id for r in named}
         hits: list[Hit] = []
         if named_ids:
             # A wide pool, so a named document's passages are found even when others outrank it.
-            pool = self.retriever.search(question, max(self.settings.candidates, 20 * k), mode)
+            pool = self.retriever.search(self.topic(question, named),
+                                         max(self.settings.candidates, 20 * k), mode)
             hits = round_robin([hit for hit in pool if hit.doc_id in named_ids], k)
         if not hits and is_comparison(question):
             hits = round_robin(self.retriever.search(question, 3 * k, mode), k)

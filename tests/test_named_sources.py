@@ -1,6 +1,6 @@
 """Documents named in a question by author or publisher (qa/named_sources.py)."""
 
-from qa.named_sources import named_documents
+from qa.named_sources import named_documents, without_names
 
 DOCUMENTS = [
     ("a", {"author": "Harbour Policy Institute", "date": "2019"}),
@@ -56,3 +56,17 @@ def test_a_surname_inside_another_name_names_nothing():
     assert named_documents("According to Ferreira, Lisbon pays the tolls?", DOCUMENTS) == ("b",)
     assert named_documents("What is the Institute's view of the tolls?", DOCUMENTS) == ("a",)
     assert named_documents("Is the Harbour Policy Institute's view new?", DOCUMENTS) == ("a",)
+
+
+def test_the_names_are_taken_out_of_what_is_searched():
+    names = ["Harbour Policy Institute", "Ana M. Ferreira"]
+    assert (without_names("Do the Harbour Policy Institute report and Ferreira agree on tolls?",
+                          names) == "Do the report and agree on tolls?")
+    assert without_names("Why, according to Ferreira, did the ferry close?",
+                         names) == "Why, according to, did the ferry close?"
+    assert without_names("What is Ferreira's view of the tolls?", names) == "What is view of the tolls?"
+    # A surname inside another name is not hers; a name alone is all there is to search.
+    assert (without_names("Did Lucas Ferreira win the contract?", names)
+            == "Did Lucas Ferreira win the contract?")
+    assert without_names("Ferreira?", names) == "Ferreira?"
+    assert without_names("What about tolls?", []) == "What about tolls?"

@@ -447,6 +447,19 @@ def test_a_question_naming_its_sources_gets_passages_from_them_only(replay_assis
     assert len({h.doc_id for h in unnamed}) > 1  # no name, no filter
 
 
+def test_a_named_source_is_searched_for_its_topic_not_its_name(replay_assistant):
+    # A passage seldom names its own author: the name chooses the documents, and the rest of
+    # the question ranks their passages and sentences.
+    assistant = replay_assistant("", abstain_threshold=-1)
+    question = "Do South Front and Kozhanov agree on the future of Assad?"
+    assert assistant.topic(question) == "Do and agree on the future of Assad?"
+    sentences = ["Kozhanov writes about many things.", "The future of Assad is open."]
+    assert (assistant.score_sentences(question, sentences)
+            == assistant.score_sentences(assistant.topic(question), sentences))
+    assert (assistant.score_sentences(question, sentences)
+            != assistant.score_sentences(question.replace("Kozhanov", "Kozhanova"), sentences))
+
+
 PLAN = """Harbour plan
 
 The harbour board met on Monday to review the year. Members discussed the budget, the state of the \
