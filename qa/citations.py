@@ -10,7 +10,7 @@ from index.chunking import normalize_for_search, split_sentences
 
 from .contracts import AnswerSentence, Citation, Hit
 from .judge.base import Claim, SupportJudge
-from .textmatch import content_stems, coverage
+from .textmatch import content_stems, coverage, word_for_word
 
 _LEANS_BACK = re.compile(r"^(?:this|these|that|those|it|its|they|their|he|his|she|her|such)\b",
                         re.IGNORECASE)
@@ -147,6 +147,18 @@ def speaks_for_the_source(claim: str) -> bool:
     mayor said the bridge is our priority" are already attributed)."""
     unquoted = _DOUBLE_QUOTED.sub(" ", claim)
     return bool(_FIRST_PERSON.search(unquoted)) and not _REPORTS.search(unquoted)
+
+
+# A model sentence at least this much its quote's own words in order is a copy of it.
+COPIED = 0.9
+
+
+def copies_its_quote(sentence: AnswerSentence) -> bool:
+    """The model's sentence is one of its quoted source sentences word for word, a word or two
+    aside. Shown unquoted, the source's words, hedges and all ("It is widely held that …"),
+    would read as the assistant's own."""
+    return any(word_for_word(sentence.claim or sentence.text, quote.quote) >= COPIED
+               for quote in sentence.quotes)
 
 
 def describes_a_source(claim: str) -> bool:

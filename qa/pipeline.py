@@ -19,7 +19,7 @@ from index.store_protocol import DocumentRecord
 from .abstain import EvidenceSignal, evidence_signal
 from .backends.base import BackendError, GenerationOptions, Generator, Prompt
 from .by_document import by_document
-from .citations import citations_of, speaks_for_the_source, verify
+from .citations import citations_of, copies_its_quote, speaks_for_the_source, verify
 from .judge import Claim, SupportJudge
 from .memo import BatchMemo
 from .judge.answerability import answerability_for, remembered
@@ -446,10 +446,11 @@ class Assistant:
                 notes.append("the draft failed the judge and so did a second draft restating "
                              "the best evidence")
         if supported:
-            # A sentence in its source's voice ("Our survey finds …") is shown as the
-            # source's quote, not as the assistant speaking.
-            supported = [as_quotation(s) if speaks_for_the_source(s.claim) else s
-                         for s in supported]
+            # A sentence in its source's voice ("Our survey finds …") or copied from its
+            # source word for word is shown as the source's quote: the words are not the
+            # assistant's.
+            supported = [as_quotation(s) if speaks_for_the_source(s.claim)
+                         or copies_its_quote(s) else s for s in supported]
             # The model's supported sentences alone. A closing quote of the best uncited
             # evidence sentence used to follow; on the tune half all 7 read as off the point
             # (measured on eval/seed_questions.jsonl) and none added a key fact.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from difflib import SequenceMatcher
 from functools import lru_cache
 
 from index.chunking import normalize_for_search
@@ -72,6 +73,14 @@ def content_stems(text: str) -> list[str]:
         if word and (word not in STOPWORDS or _is_acronym(raw.strip("'’-"))):
             words.append(word)
     return _stemmer().stemWords(words)
+
+
+def word_for_word(text: str, source: str) -> float:
+    """How nearly the text is the source's own words: the words both have in the same order, as
+    a share of the longer one (1.0 for a copy; case, footnote marks and quote styles aside)."""
+    ours, theirs = tokens(normalize_for_search(text)), tokens(normalize_for_search(source))
+    blocks = SequenceMatcher(None, ours, theirs, autojunk=False).get_matching_blocks()
+    return sum(b.size for b in blocks) / max(len(ours), len(theirs), 1)
 
 
 def coverage(claim: str, source: str, min_matched: int = 1) -> float:

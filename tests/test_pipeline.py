@@ -65,6 +65,20 @@ def test_supported_sentence_is_kept_with_its_quote(replay_assistant):
     quotes_resolve(answer)
 
 
+def test_a_sentence_copied_from_its_source_is_shown_as_its_quote(replay_assistant):
+    """The source's whole sentence restated word for word is the source speaking, not the
+    assistant; the partial restatement above stays the model's own sentence."""
+    n = status_quo_passage(replay_assistant)
+    source = ("Iran stands for maintaining the current status quo while Russia does not rule out "
+              "a creation of a coalition government representing the interests of different "
+              "Syrian ethnic and religious groups.")
+    for copy in (source, source.replace(" different", "")):  # a word or two aside
+        answer = replay_assistant(f"{copy[:-1]} [{n}].", abstain_threshold=-1).ask(QUESTION)
+        assert answer.mode == "model", answer.notes
+        assert answer.sentences[0].text == f"“{source}” [{n}]"
+        quotes_resolve(answer)
+
+
 def test_swapped_actors_and_invalid_markers_never_reach_the_user(replay_assistant):
     n = status_quo_passage(replay_assistant)
     reply = (f"Russia stands for maintaining the current status quo while Iran supports a "

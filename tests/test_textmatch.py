@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from qa.citations import markers, passage_sentences, split_answer, strip_markers, with_markers
 from qa.contracts import Hit
-from qa.textmatch import content_stems, coverage, dropped_negations, polarity_flips, role_swaps
+from qa.textmatch import (content_stems, coverage, dropped_negations, polarity_flips, role_swaps,
+                          word_for_word)
 
 SOURCE = ("They have different attitudes towards the retention of power by President Bashar "
           "al-Assad. Iran stands for maintaining the current status quo while Russia does not rule "
@@ -128,3 +129,18 @@ def test_a_passage_sentence_never_runs_past_a_paragraph_break():
         "Brannock chairs the cooperative, which has 412 member farms.",
         "The vote is\n\nset for May."]
     assert all(text[s.start - 100:s.end - 100] == s.text for s in sentences)
+
+
+def test_word_for_word_measures_a_copy_against_the_longer_text():
+    source = "The council approved the new bridge in May 2019 after a long debate[12]."
+    assert word_for_word("The council approved the new bridge in May 2019 after a long debate.",
+                         source) == 1.0  # the footnote mark is no word
+    assert word_for_word("the Council approved the new bridge in may 2019 after a long debate",
+                         source) == 1.0
+    assert 0.9 <= word_for_word("The mayor approved the new bridge in May 2019 after a long "
+                                "debate.", source) < 1.0
+    # Half the sentence, or its words in another order, is no copy of it.
+    assert word_for_word("The council approved the new bridge.", source) < 0.6
+    assert word_for_word("After a long debate in May 2019 the council approved the new bridge.",
+                         source) < 0.9
+    assert word_for_word("", source) == 0.0
