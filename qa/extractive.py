@@ -174,7 +174,8 @@ AnswerScorer = Callable[[str, list[str]], list[float]]
 
 def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer | None,
                       max_quotes: int = 3, spread: bool = False,
-                      answers: tuple[AnswerScorer, float] | None = None, lead: str = ""
+                      answers: tuple[AnswerScorer, float] | None = None, lead: str = "",
+                      named: frozenset[str] = frozenset()
                       ) -> tuple[str, tuple[AnswerSentence, ...], tuple[Citation, ...]]:
     """The passage sentences closest to the question (one per passage), quoted with markers.
 
@@ -184,6 +185,8 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     that speaks is quoted before any document is quoted twice. With `answers` (a scorer and
     its threshold), the quotes after the best one are kept only when judged to answer the
     question: related sentences that answer nothing are padding a reader has to wade through.
+    The best sentence of each document the question `named` (by doc_id) is kept all the same:
+    the reader asked for that source's words, and a judge's miss would silence one side.
 
     A `lead` (the model's bare answer, see bare_answer) opens the answer, cited to the best
     evidence sentence that contains it word for word, which then comes first among the quotes;
@@ -199,7 +202,9 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     if answers is not None and len(chosen) > 1:
         score, threshold = answers
         scores = score(question, [e.sentence.text for e in chosen[1:]])
-        chosen = chosen[:1] + [e for e, s in zip(chosen[1:], scores) if s >= threshold]
+        heard = {e.hit.doc_id: e for e in reversed(chosen) if e.hit.doc_id in named}
+        chosen = chosen[:1] + [e for e, s in zip(chosen[1:], scores)
+                               if s >= threshold or heard.get(e.hit.doc_id) is e]
     pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)

@@ -334,12 +334,14 @@ class Assistant:
         # A draft that is only a name, number or date ("Lindqvist [2].") leads the quotes when
         # one of them holds it word for word.
         lead = bare_answer(base.draft or "", question)
+        named = frozenset(r.doc_id for r in self.named_sources(question))
         try:
-            # Quotes after the best one only when the answerability judge says they answer.
+            # Quotes after the best one only when the answerability judge says they answer (or
+            # they are the best of a source the question names).
             text, sentences, citations = extractive_answer(
                 question, hits, self.score_sentences, spread=spread,
                 answers=(check.answer_scores, check.threshold) if check is not None else None,
-                lead=lead)
+                lead=lead, named=named)
         except BackendError:
             text, sentences, citations = extractive_answer(question, hits, self.score_sentences,
                                                            spread=spread, lead=lead)

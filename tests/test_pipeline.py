@@ -420,6 +420,23 @@ class ListedAnswers:
         return [1.0 if " ".join(t.split()) in self.texts else 0.0 for t in texts]
 
 
+def test_each_named_source_keeps_its_best_quote_whatever_the_judge(replay_assistant):
+    """Asked to compare two named sources, the reader gets a quote from each, even when the
+    answerability judge accepts only one document's sentence."""
+    question = "Do South Front and Kozhanov agree on the future of Assad?"
+    probe = replay_assistant("", abstain_threshold=-1)
+    hits = probe.passages_for(question)
+    best = rank_evidence(question, hits, probe.score_sentences)[0]
+    check = ListedAnswers(best.sentence.text)  # the judge accepts the best sentence only
+    answer = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
+                              answerability=check).ask(question)
+    assert answer.mode == "extractive"
+    named = {h.doc_id for h in hits}
+    assert len(named) == 2 and {c.doc_id for c in answer.citations} == named
+    assert len(answer.citations) == 2  # one quote each: the rest still has to answer
+    quotes_resolve(answer)
+
+
 def test_quotes_after_the_best_one_are_kept_only_when_they_answer(replay_assistant):
     question = "Which side insists on maintaining Assad, and which is more flexible?"
     plain = replay_assistant("Nothing here holds up [1].", abstain_threshold=-1,
