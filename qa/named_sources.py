@@ -32,13 +32,22 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+# A name's short form in brackets: "Harbour Policy Institute (HPI)".
+_BRACKETED = re.compile(r"\(([^()]*)\)")
+
+
 def source_names(meta: dict) -> list[str]:
-    """The author and publisher names a document's metadata gives."""
+    """The author and publisher names a document's metadata gives; a name with a bracketed
+    short form also stands as each form alone, as a reader writes it ("the Harbour Policy
+    Institute", "HPI")."""
     names: list[str] = []
     for field in NAME_FIELDS:
         value = meta.get(field)
         values = value if isinstance(value, (list, tuple)) else [value]
-        names.extend(v for v in values if isinstance(v, str) and v.strip())
+        for name in (v.strip() for v in values if isinstance(v, str) and v.strip()):
+            forms = [name, " ".join(_BRACKETED.sub(" ", name).split()),
+                     *(" ".join(short.split()) for short in _BRACKETED.findall(name))]
+            names.extend(form for form in dict.fromkeys(forms) if form)
     return names
 
 

@@ -1,6 +1,6 @@
 """Documents named in a question by author or publisher (qa/named_sources.py)."""
 
-from qa.named_sources import named_documents, without_names
+from qa.named_sources import named_documents, source_names, without_names
 
 DOCUMENTS = [
     ("a", {"author": "Harbour Policy Institute", "date": "2019"}),
@@ -8,6 +8,7 @@ DOCUMENTS = [
     ("c", {"publisher": "The Coastal Review", "author": "South Gate"}),
     ("d", {}),
     ("e", {"author": ["Lena Brandt", "Tomas Weil"]}),
+    ("f", {"publisher": "Journal of Coastal Engineering (JCE)"}),
 ]
 
 
@@ -70,3 +71,15 @@ def test_the_names_are_taken_out_of_what_is_searched():
             == "Did Lucas Ferreira win the contract?")
     assert without_names("Ferreira?", names) == "Ferreira?"
     assert without_names("What about tolls?", []) == "What about tolls?"
+
+
+def test_a_bracketed_short_form_is_a_name_and_so_is_the_name_without_it():
+    assert source_names(DOCUMENTS[5][1]) == ["Journal of Coastal Engineering (JCE)",
+                                            "Journal of Coastal Engineering", "JCE"]
+    assert source_names({"author": "Ana M. Ferreira"}) == ["Ana M. Ferreira"]
+    assert named_documents("What does the Journal of Coastal Engineering paper find?",
+                           DOCUMENTS) == ("f",)
+    assert named_documents("Do JCE and Ferreira agree?", DOCUMENTS) == ("b", "f")
+    assert (without_names("Do the Journal of Coastal Engineering paper and Ferreira agree?",
+                          source_names(DOCUMENTS[5][1]) + ["Ana M. Ferreira"])
+            == "Do the paper and agree?")
