@@ -57,14 +57,14 @@ def _starts(sequence: Sequence[str], part: Sequence[str]) -> list[int]:
     return [i for i in range(len(sequence) - n + 1) if n and list(sequence[i:i + n]) == list(part)]
 
 
-def _name_spans(question_words: Sequence[str], name: str,
+def _name_spans(question_words: Sequence[str], folded: Sequence[str], name: str,
                 breaks: frozenset[int]) -> list[tuple[int, int]]:
-    """Where the question names `name`, as (first, last + 1) word positions."""
+    """Where the question names `name`, as (first, last + 1) word positions; `folded` is the
+    question's words case-folded."""
     # Initials ("A.") are left out: people write "Okafor", not "Ngozi A. Okafor".
     words = [w for w in _words(name) if len(w) > 1]
-    if not words:
-        return []
-    folded = [w.casefold() for w in question_words]
+    if not words or words[-1].casefold() not in folded:
+        return []  # every way of naming ends with the name's last word (a fast no)
     spans = [(i, i + len(words))
              for i in _starts(folded, [w.casefold() for w in words])]
     person_like = 2 <= len(words) <= 4 and all(w[0].isupper() for w in words)
@@ -89,23 +89,24 @@ def _stands_alone(question_words: Sequence[str], breaks: frozenset[int], i: int,
     return not any(n[0].isupper() and n not in name_words for n in neighbours)
 
 
-def _read(question: str) -> tuple[list[re.Match], list[str], frozenset[int]]:
-    """The question's words (as matches, and without possessive endings) and its breaks."""
+def _read(question: str) -> tuple[list[re.Match], list[str], list[str], frozenset[int]]:
+    """The question's words (as matches, and without possessive endings, as written and
+    case-folded) and its breaks."""
     found = list(_WORD.finditer(question))
     # "Okafor's view", "the EastWest Institute's piece": a possessive names its owner.
     asked = [POSSESSIVE.sub("", m.group()) for m in found]
     # k in breaks: more than spaces stands between word k and word k+1 ("Okafor, Russia").
     breaks = frozenset(k for k in range(len(found) - 1)
                        if question[found[k].end():found[k + 1].start()].strip())
-    return found, asked, breaks
+    return found, asked, [w.casefold() for w in asked], breaks
 
 
 def named_documents(question: str, documents: Iterable[tuple[str, dict]]) -> tuple[str, ...]:
     """The ids of the documents whose author or publisher the question names, in the order
     given. `documents` are (doc_id, metadata) pairs."""
-    _, asked, breaks = _read(question)
+    _, asked, folded, breaks = _read(question)
     return tuple(doc_id for doc_id, meta in documents
-                 if any(_name_spans(asked, name, breaks) for name in source_names(meta)))
+                 if any(_name_spans(asked, folded, name, breaks) for name in source_names(meta)))
 
 
 def without_names(question: str, names: Iterable[str]) -> str:
@@ -113,8 +114,8 @@ def without_names(question: str, names: Iterable[str]) -> str:
     are searched and ranked by once the named documents are chosen. A passage seldom names its
     own author, so a name left in only pulls the question toward passages that mention other
     people; the question stays whole when nothing else would be left."""
-    found, asked, breaks = _read(question)
-    dropped = {i for name in names for first, end in _name_spans(asked, name, breaks)
+    found, asked, folded, breaks = _read(question)
+    dropped = {i for name in names for first, end in _name_spans(asked, folded, name, breaks)
                for i in range(first, end)}
     if not dropped or len(dropped) == len(found):
         return question

@@ -37,6 +37,8 @@ from .settings import Settings
 
 # Sentence embeddings kept by score_sentences (384 floats each with the default embedder).
 VECTORS_KEPT = 4096
+# Questions whose named sources are remembered (see named_sources).
+QUESTIONS_KEPT = 256
 # Evidence sentences a draft restates (QA_DRAFT_FROM=evidence, and the repair): the best few
 # by rank_evidence.
 EVIDENCE_SENTENCES = 3
@@ -77,6 +79,9 @@ class Assistant:
         # Follow-ups: a model's standalone rewrite when it keeps the user's words (QA_FOLLOWUP_MODEL).
         self._rewriter = rewriter or make_rewriter(settings, lambda: self.generator)
         self._vectors: BatchMemo[str, object] = BatchMemo(VECTORS_KEPT)
+        # The documents each question names, per version of the collection: looked up once per
+        # answer, not at every ranking (a pass over every document's metadata).
+        self._named: BatchMemo[tuple, tuple[DocumentRecord, ...]] = BatchMemo(QUESTIONS_KEPT)
 
     @property
     def generator(self) -> Generator:
@@ -228,9 +233,17 @@ class Assistant:
 
     def named_sources(self, question: str) -> tuple[DocumentRecord, ...]:
         """The documents the question names by author or publisher (see qa/named_sources.py)."""
-        records = self.retriever.store.list_documents()
-        named = set(named_documents(question, ((r.doc_id, r.meta) for r in records)))
-        return tuple(r for r in records if r.doc_id in named)
+        store = self.retriever.store
+
+        def look_up(keys: list[tuple]) -> list[tuple[DocumentRecord, ...]]:
+            records = store.list_documents()
+            found = []
+            for *_, asked in keys:
+                named = set(named_documents(asked, ((r.doc_id, r.meta) for r in records)))
+                found.append(tuple(r for r in records if r.doc_id in named))
+            return found
+
+        return self._named.get_many([(id(store), store.generation, question)], look_up)[0]
 
     def topic(self, question: str, named: Sequence[DocumentRecord] | None = None) -> str:
         """What passages and sentences are matched against: the question without the names of
@@ -244,7 +257,7 @@ class Assistant:
         questions (every side), with overlapping neighbours merged (no sentence twice).
 
         A question that names documents by author or publisher gets passages from those
-        documents only, each named document's best first: one retrieval per named side.
+        documents only, each named document's best first, searched by the question's `topic`.
         `named` is those documents when the caller has looked them up already.
         """
         k, mode = self.settings.top_k, self.settings.retrieval_mode
