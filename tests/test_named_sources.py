@@ -65,7 +65,8 @@ def test_the_names_are_taken_out_of_what_is_searched():
                           names) == "Do the report and agree on tolls?")
     assert without_names("Why, according to Ferreira, did the ferry close?",
                          names) == "Why, according to, did the ferry close?"
-    assert without_names("What is Ferreira's view of the tolls?", names) == "What is view of the tolls?"
+    assert (without_names("What is Ferreira's view of the tolls?", names)
+            == "What is view of the tolls?")
     # A surname inside another name is not hers; a name alone is all there is to search.
     assert (without_names("Did Lucas Ferreira win the contract?", names)
             == "Did Lucas Ferreira win the contract?")
