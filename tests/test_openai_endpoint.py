@@ -17,7 +17,8 @@ QUESTION = "Where do Moscow and Tehran disagree on Assad?"
 
 @pytest.fixture
 def served(replay_assistant):
-    """A real server whose model replays a sentence of passage 1 plus a made-up sentence."""
+    """A real server whose model replays a sentence of passage 1 plus a made-up sentence. The
+    copy is shown as the source's quotation, the made-up sentence not at all."""
     probe = replay_assistant("", abstain_threshold=0.0)
     hit = probe.retriever.search(QUESTION, probe.settings.top_k, probe.settings.retrieval_mode)[0]
     sentence = next(" ".join(s.text.split()) for s in passage_sentences(hit)
@@ -38,7 +39,7 @@ def test_non_stream_returns_the_verified_answer_with_sources_and_citations(serve
     content = completion.choices[0].message.content
     assert completion.object == "chat.completion" and completion.model == "qa-cited"
     assert completion.choices[0].finish_reason == "stop"
-    assert content.startswith(sentence) and "moon base" not in content
+    assert content.startswith(f"“{sentence}") and "moon base" not in content
     answer_part, sources = content.split("\n\nSources:\n")
     citations = completion.model_extra["citations"]
     assert citations[0]["n"] == 1 and len(citations) <= 2  # the model's own, plus one quote
@@ -63,7 +64,7 @@ def test_stream_chunks_join_to_the_same_content(served):
     pieces = [chunk.choices[0].delta.content or "" for chunk in chunks]
     assert len([p for p in pieces if p]) > 5  # streamed in small pieces, not one blob
     assert "".join(pieces) == whole.choices[0].message.content
-    assert "".join(pieces).startswith(sentence)
+    assert "".join(pieces).startswith(f"“{sentence}")
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert chunks[-1].model_extra["citations"] == whole.model_extra["citations"]
 

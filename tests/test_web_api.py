@@ -48,7 +48,8 @@ def first_sentence(hit) -> str:
 
 @pytest.fixture
 def supported_reply(replay_assistant) -> str:
-    """A reply whose first sentence is copied from passage 1 and whose second is made up."""
+    """A reply whose first sentence is copied from passage 1 (so it is shown as the source's
+    quotation) and whose second is made up."""
     probe = replay_assistant("", abstain_threshold=0.0)
     hit = probe.retriever.search(QUESTION, probe.settings.top_k, probe.settings.retrieval_mode)[0]
     sentence = " ".join(first_sentence(hit).split()).rstrip(".")
@@ -77,7 +78,7 @@ def test_ask_returns_the_verified_answer_with_exact_quotes(client, supported_rep
     assert answer["standalone_question"] == QUESTION
     assert answer["abstained"] is False and answer["mode"] == "model"
     kept = supported_reply.split(" [1].")[0]
-    assert answer["answer"].startswith(kept) and "[1]" in answer["answer"]
+    assert answer["answer"].startswith(f"“{kept}") and "[1]" in answer["answer"]
     assert "green cheese" not in answer["answer"]
     assert any("not supported" in note for note in answer["notes"])
     assert answer["backend"] == "replay" and answer["model"] == "replay"
