@@ -156,7 +156,9 @@ COPIED = 0.9
 def copies_its_quote(sentence: AnswerSentence) -> bool:
     """The model's sentence is one of its quoted source sentences word for word, a word or two
     aside. Shown unquoted, the source's words, hedges and all ("It is widely held that …"),
-    would read as the assistant's own."""
+    would read as the assistant's own. Looser than `judge.copies.is_copied`, which accepts only
+    exact copies unjudged: a changed word matters to whether a claim is true, not to whose
+    words the reader sees."""
     return any(word_for_word(sentence.claim or sentence.text, quote.quote) >= COPIED
                for quote in sentence.quotes)
 

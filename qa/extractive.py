@@ -202,9 +202,12 @@ def extractive_answer(question: str, hits: Sequence[Hit], scorer: SentenceScorer
     if answers is not None and len(chosen) > 1:
         score, threshold = answers
         scores = score(question, [e.sentence.text for e in chosen[1:]])
-        heard = {e.hit.doc_id: e for e in reversed(chosen) if e.hit.doc_id in named}
+        best_of_named: dict[str, Evidence] = {}
+        for evidence in chosen:
+            if evidence.hit.doc_id in named:
+                best_of_named.setdefault(evidence.hit.doc_id, evidence)
         chosen = chosen[:1] + [e for e, s in zip(chosen[1:], scores)
-                               if s >= threshold or heard.get(e.hit.doc_id) is e]
+                               if s >= threshold or best_of_named.get(e.hit.doc_id) is e]
     pairs = [e.as_answer() for e in sorted(chosen, key=lambda e: e.n)]
     sentences = tuple(p[0] for p in pairs)
     citations = tuple(p[1] for p in pairs)

@@ -245,11 +245,11 @@ class Assistant:
 
         return self._named.get_many([(id(store), store.generation, question)], look_up)[0]
 
-    def topic(self, question: str, named: Sequence[DocumentRecord] | None = None) -> str:
+    def topic(self, question: str) -> str:
         """What passages and sentences are matched against: the question without the names of
         the sources it names ("… according to Okafor?"), whose documents are chosen by name."""
-        named = self.named_sources(question) if named is None else named
-        return without_names(question, [name for r in named for name in source_names(r.meta)])
+        names = [name for r in self.named_sources(question) for name in source_names(r.meta)]
+        return without_names(question, names)
 
     def passages_for(self, question: str,
                      named: Sequence[DocumentRecord] | None = None) -> list[Hit]:
@@ -266,7 +266,7 @@ class Assistant:
         hits: list[Hit] = []
         if named_ids:
             # A wide pool, so a named document's passages are found even when others outrank it.
-            pool = self.retriever.search(self.topic(question, named),
+            pool = self.retriever.search(self.topic(question),
                                          max(self.settings.candidates, 20 * k), mode)
             hits = round_robin([hit for hit in pool if hit.doc_id in named_ids], k)
         if not hits and is_comparison(question):
